@@ -1,0 +1,151 @@
+"""The jit-compiled core: feather, resize and blend packed SEGS into frames.
+
+Everything here is pure `jnp`/`lax` on fixed shapes. Per-segment sizes and
+positions are traced values, so one compiled program serves every layout of
+a bucket. Segments are applied in order with `lax.scan` (later ones land on
+top of earlier ones, as in the node); frames are handled by broadcasting.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from segspaste_jax.feather import blur_padded
+from segspaste_jax.segs import PackedSegs
+
+
+def _interpolation_matrix(n_in, n_out, length: int, dtype):
+  """`[L, L]` matrix of torch's bilinear resize (align_corners=False).
+
+  Row `i < n_out` holds the two weights that output `i` takes from inputs
+  `floor(src)` and `floor(src) + 1` (clamped), `src = (i + 0.5) * n_in /
+  n_out - 0.5` clamped below at 0; rows at and past `n_out` are zero.
+  """
+  scale = (jnp.maximum(n_in, 1).astype(jnp.float32)
+           / jnp.maximum(n_out, 1).astype(jnp.float32))
+  i = jnp.arange(length, dtype=jnp.float32)
+  src = jnp.maximum(scale * (i + 0.5) - 0.5, 0.0)
+  last = jnp.maximum(n_in - 1, 0)
+  i0 = jnp.minimum(jnp.floor(src).astype(jnp.int32), last)
+  i1 = jnp.minimum(i0 + 1, last)
+  lam = jnp.clip(src - i0.astype(jnp.float32), 0.0, 1.0)
+  cols = jnp.arange(length)[None, :]
+  weights = ((1 - lam)[:, None] * (cols == i0[:, None])
+             + lam[:, None] * (cols == i1[:, None]))
+  keep = (jnp.arange(length) < n_out)[:, None]
+  return jnp.where(keep, weights, 0.0).astype(dtype)
+
+
+def _resize(masks, mask_hw, ref_hw):
+  """Bilinear resize of `[F, B, B]` masks from `mask_hw` to `ref_hw`."""
+  length = masks.shape[-1]
+  rows = _interpolation_matrix(mask_hw[0], ref_hw[0], length, masks.dtype)
+  cols = _interpolation_matrix(mask_hw[1], ref_hw[1], length, masks.dtype)
+  return jnp.einsum("ij,fjk,lk->fil", rows, masks, cols,
+                    precision=lax.Precision.HIGHEST)
+
+
+def _prepare_mask(masks, mask_hw, ref_hw, feather: int):
+  """Feathers one segment's `[F, B, B]` masks, then resizes them to `ref_hw`.
+
+  The order is the node's: `tensor_gaussian_blur_mask` at the mask's own
+  size first, the bilinear resize inside `tensor_paste` after. The resize is
+  skipped (a real branch outside `vmap`) when the sizes already agree.
+  """
+  masks = blur_padded(masks, mask_hw[0], mask_hw[1], feather)
+  same = (mask_hw[0] == ref_hw[0]) & (mask_hw[1] == ref_hw[1])
+  return lax.cond(same, lambda m: m, lambda m: _resize(m, mask_hw, ref_hw),
+                  masks)
+
+
+def _shifted_window(a, dy, dx, height: int, width: int):
+  """`out[..., u, v, :] = a[..., u + dy, v + dx, :]`, zero outside `a`.
+
+  `a` is `[F, B, B]` or `[F, B, B, C]`; the result is `[F, height, width, ...]`.
+  Padding by the window size on each side makes every clamped
+  `dynamic_slice` start land either on the exact offset or wholly in zeros.
+  """
+  pads = [(0, 0), (height, height), (width, width)] + [(0, 0)] * (a.ndim - 3)
+  padded = jnp.pad(a, pads)
+  start = [0, height + dy, width + dx] + [0] * (a.ndim - 3)
+  sizes = (a.shape[0], height, width) + a.shape[3:]
+  return lax.dynamic_slice(padded, start, sizes)
+
+
+def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
+          ref_image=None):
+  """Feathers each packed mask and blends its crop into every frame.
+
+  The node's per-frame, per-segment loop as one XLA program: masks are
+  feathered at their own size (vmapped over segments and mask frames),
+  resized to the pasted pixels' size, scaled by `alpha / 255` and blended in
+  with `lax.dynamic_update_slice`, segments in order, clipped at all four
+  image edges. Works under `jax.jit`, `jax.vmap` and `jax.grad`; inputs are
+  assumed valid (`segs_paste` and `pack_segs` check them).
+
+  Args:
+    image: `[N, H, W, C]` float array, values in [0, 1].
+    packed: `PackedSegs` from `pack_segs` for this image's shape.
+    feather: static int in 0..100, blur kernel size `2 * feather + 1`.
+    alpha: scalar in [0, 255] (traced: differentiable), opacity.
+    ref_image: optional `[N, H, W, C]` (or `[1, H, W, C]`); when given, the
+      pasted pixels are cut from it at each crop region instead of taken from
+      the crops, as the node's `ref_image_opt`.
+
+  Returns:
+    `[N, H, W, C]` array of `image`'s dtype.
+  """
+  return _paste_jit(image, packed.strip_meta(), feather=int(feather),
+                    alpha=alpha, ref_image=ref_image)
+
+
+@functools.partial(jax.jit, static_argnames=("feather",))
+def _paste_jit(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
+  n, h, w, c = image.shape
+  bucket = packed.masks.shape[-1]
+  win_h, win_w = min(bucket, h), min(bucket, w)
+  compute = jnp.promote_types(image.dtype, jnp.float32)
+
+  x1, y1, x2, y2 = (packed.regions[:, k].astype(jnp.int32) for k in range(4))
+  if ref_image is None:
+    oy, ox = y1, x1
+    ref_hw = packed.crop_sizes.astype(jnp.int32)
+    active = packed.valid & packed.has_crop
+  else:
+    # The node cuts ref_image[y1:y2, x1:x2]; Python slicing clips that at the
+    # image's far edges, and here it is clipped at the near ones the same way.
+    oy, ox = jnp.maximum(y1, 0), jnp.maximum(x1, 0)
+    ref_hw = jnp.stack([jnp.clip(jnp.minimum(y2, h) - oy, 0),
+                        jnp.clip(jnp.minimum(x2, w) - ox, 0)], axis=-1)
+    active = packed.valid
+
+  gain = (jnp.asarray(alpha, compute) / 255) * active.astype(compute)
+  crops = packed.crops
+  if crops.shape[1] > 1:
+    crops = crops[:, :n]  # crops may carry more frames than the image
+  ys = jnp.clip(oy, 0, h - win_h)
+  xs = jnp.clip(ox, 0, w - win_w)
+
+  def step(frames, seg):
+    mask, crop, mask_hw, ref_hw, gain, ys, xs, oy, ox = seg
+    mask = _prepare_mask(mask.astype(compute), mask_hw, ref_hw, feather) * gain
+    start = (0, ys, xs, 0)
+    m = _shifted_window(mask, ys - oy, xs - ox, win_h, win_w)[..., None]
+    if ref_image is None:
+      ref = _shifted_window(crop, ys - oy, xs - ox, win_h, win_w)
+    else:
+      ref = lax.dynamic_slice(ref_image, start,
+                              (ref_image.shape[0], win_h, win_w, c))
+    under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
+    blended = (1 - m) * under.astype(compute) + m * ref.astype(compute)
+    return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
+                                    start), None
+
+  segments = (packed.masks, crops, packed.mask_sizes.astype(jnp.int32), ref_hw,
+              gain, ys, xs, oy, ox)
+  out, _ = lax.scan(step, image, segments)
+  return out
