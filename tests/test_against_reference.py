@@ -1,0 +1,166 @@
+"""segs_paste against the float64 reference on seeded random and edge cases."""
+
+import numpy as np
+import pytest
+
+import cases
+import reference
+from segspaste_jax import SEG, segs_paste
+
+TOLERANCE = 1e-5
+RANDOM_CASES = 300
+
+
+def check(case, **kwargs):
+  expected = reference.segs_paste(case.image, case.segs, **case.kwargs(),
+                                  **kwargs)
+  got = np.asarray(segs_paste(case.image, case.segs, **case.kwargs(),
+                              **kwargs))
+  assert got.shape == case.image.shape
+  assert got.dtype == case.image.dtype
+  np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+  return got, expected
+
+
+@pytest.mark.parametrize("seed", range(RANDOM_CASES))
+def test_random_case(seed):
+  check(cases.random_case(seed))
+
+
+def test_random_cases_paste_something():
+  """Guards the generator: most cases must change the image."""
+  changed = 0
+  for seed in range(30):
+    case = cases.random_case(seed)
+    got, _ = check(case)
+    changed += bool(np.abs(got - case.image).max() > 1e-3)
+  assert changed >= 15
+
+
+def _seg(crop, mask, region, label="face"):
+  return SEG(crop, mask, 0.5, region, region, label)
+
+
+def _full(h, w, value=1.0):
+  return np.full((h, w), value, np.float32)
+
+
+def test_full_mask_no_feather_copies_crop():
+  image = np.zeros((2, 20, 30, 3), np.float32)
+  crop = np.random.default_rng(0).random((2, 8, 6, 3)).astype(np.float32)
+  got = np.array(segs_paste(image, ((20, 30), [_seg(crop, _full(8, 6),
+                                                      (4, 5, 10, 13))]), 0))
+  np.testing.assert_array_equal(got[:, 5:13, 4:10], crop)
+  got[:, 5:13, 4:10] = 0
+  assert not got.any()
+
+
+@pytest.mark.parametrize("region", [
+    (-5, -4, 7, 8),     # top-left overhang
+    (25, 15, 37, 27),   # bottom-right overhang
+    (-3, 14, 9, 26),    # left and bottom
+    (22, -6, 34, 6),    # right and top
+    (-20, -20, -8, -8),  # wholly outside: a no-op
+    (40, 30, 52, 42),   # wholly outside beyond the far edges
+])
+@pytest.mark.parametrize("use_ref", [False, True])
+def test_edges(region, use_ref):
+  rng = np.random.default_rng(1)
+  image = rng.random((2, 20, 30, 3)).astype(np.float32)
+  crop = rng.random((2, 12, 12, 3)).astype(np.float32)
+  ref = rng.random((2, 20, 30, 3)).astype(np.float32) if use_ref else None
+  mask = rng.random((12, 12)).astype(np.float32)
+  segs = ((20, 30), [_seg(crop, mask, region)])
+  case = cases.Case(image, segs, 3, 200, ref)
+  got, _ = check(case)
+  x1, y1, x2, y2 = region
+  if x2 <= 0 or y2 <= 0 or x1 >= 30 or y1 >= 20:
+    np.testing.assert_array_equal(got, image)
+
+
+def test_later_segments_land_on_top():
+  image = np.zeros((1, 16, 16, 1), np.float32)
+  first = _seg(np.full((1, 8, 8, 1), 0.25, np.float32), _full(8, 8), (0, 0, 8, 8))
+  second = _seg(np.full((1, 8, 8, 1), 0.75, np.float32), _full(8, 8), (4, 4, 12, 12))
+  got = np.asarray(segs_paste(image, ((16, 16), [first, second]), 0))
+  assert got[0, 5, 5, 0] == 0.75 and got[0, 1, 1, 0] == 0.25
+  check(cases.Case(image, ((16, 16), [first, second]), 0, 255))
+
+
+@pytest.mark.parametrize("feather", [0, 1, 2, 3, 5, 10, 50, 100])
+@pytest.mark.parametrize("side", [3, 4, 5, 6, 7, 11, 12, 23, 101, 203])
+def test_kernel_clamp_sizes(feather, side):
+  """Masks around every size where the node clamps or skips the kernel."""
+  rng = np.random.default_rng(side * 1000 + feather)
+  h = max(side, 3)
+  image = rng.random((1, h + 4, h + 9, 1)).astype(np.float32)
+  crop = rng.random((1, h, h + 5, 1)).astype(np.float32)
+  mask = rng.random((h, h + 5)).astype(np.float32)
+  check(cases.Case(image, ((h + 4, h + 9), [_seg(crop, mask, (2, 1, h + 7, h + 1))]),
+                   feather, 255))
+
+
+def test_mask_resized_to_crop_after_blur():
+  """A mask of another size than its crop: blurred first, then resized."""
+  rng = np.random.default_rng(2)
+  image = rng.random((1, 40, 40, 3)).astype(np.float32)
+  crop = rng.random((1, 20, 24, 3)).astype(np.float32)
+  mask = rng.random((9, 31)).astype(np.float32)
+  check(cases.Case(image, ((40, 40), [_seg(crop, mask, (5, 5, 29, 25))]), 4, 255))
+
+
+def test_ref_image_overhang_squashes_mask_like_the_node():
+  """With ref_image_opt the pasted pixels are clipped, so the mask is resized."""
+  rng = np.random.default_rng(3)
+  image = rng.random((1, 30, 30, 3)).astype(np.float32)
+  ref = rng.random((1, 30, 30, 3)).astype(np.float32)
+  mask = rng.random((12, 12)).astype(np.float32)
+  segs = ((30, 30), [_seg(None, mask, (24, 20, 36, 32))])
+  check(cases.Case(image, segs, 2, 255, ref))
+
+
+def test_mask_batch_rules():
+  rng = np.random.default_rng(4)
+  image = rng.random((3, 24, 24, 3)).astype(np.float32)
+  crop = rng.random((3, 10, 10, 3)).astype(np.float32)
+  for frames in (1, 2, 3, 5):
+    mask = rng.random((frames, 10, 10)).astype(np.float32)
+    segs = ((24, 24), [_seg(crop, mask, (3, 4, 13, 14))])
+    check(cases.Case(image, segs, 1, 255))
+
+
+def test_single_frame_crop_broadcasts():
+  rng = np.random.default_rng(5)
+  image = rng.random((4, 16, 16, 4)).astype(np.float32)
+  crop = rng.random((1, 8, 8, 4)).astype(np.float32)
+  got, _ = check(cases.Case(image, ((16, 16), [_seg(crop, _full(8, 8), (2, 2, 10, 10))]), 0, 255))
+  for i in range(4):
+    np.testing.assert_array_equal(got[i, 2:10, 2:10], crop[0])
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_scale_match(factor, channels):
+  rng = np.random.default_rng(factor * 10 + channels)
+  image = rng.random((2, 30 * factor, 40 * factor, channels)).astype(np.float32)
+  crop = rng.random((2, 11, 13, channels)).astype(np.float32)
+  mask = rng.random((11, 13)).astype(np.float32)
+  segs = ((30, 40), [_seg(crop, mask, (5, 7, 18, 18)),
+                     _seg(crop[:1], rng.random((3, 11, 13)).astype(np.float32),
+                          (20, 10, 33, 21))])
+  check(cases.Case(image, segs, 5, 255))
+
+
+def test_non_uniform_scale_match_flag():
+  """Each axis by its own factor by default; the node's mix-up on request."""
+  rng = np.random.default_rng(6)
+  image = rng.random((1, 60, 120, 3)).astype(np.float32)  # rh = 2, rw = 3
+  crop = rng.random((1, 10, 10, 3)).astype(np.float32)
+  segs = ((30, 40), [_seg(crop, _full(10, 10), (5, 5, 15, 15))])
+  case = cases.Case(image, segs, 0, 255)
+  ours, _ = check(case)
+  node, _ = check(case, node_axis_mixup=True)
+  assert not np.array_equal(ours, node)
+  # per-axis: x1 = 15, y1 = 10, x2 = 45, y2 = 30; the crop fills that box
+  assert np.abs(ours[0, 10:30, 15:45] - image[0, 10:30, 15:45]).max() > 0.1
+  np.testing.assert_array_equal(ours[0, :10], image[0, :10])
