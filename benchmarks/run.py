@@ -1,0 +1,286 @@
+"""Times segspaste_jax against the node-like torch baseline.
+
+Run from the repository root:
+
+    python -m benchmarks.run [--workloads W1,W2] [--repeats 7] [--json PATH]
+                             [--quick]
+
+For each workload, in one process, four variants are timed, interleaved
+(a b c d a b c d ...) after one warm-up call of each, and their medians
+reported:
+
+  a: `segspaste_jax.segs_paste` end to end, host numpy in, host numpy out
+     (packing, transfer, compute, `block_until_ready`, `np.asarray`).
+  b: the jitted core `segspaste_jax.paste` on device-resident, pre-packed
+     inputs (compute only).
+  c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's
+     loops).
+  d: `image.copy()` in numpy, the floor for anything that returns a new image.
+
+`first_call_s` is the first call of (a) for the workload, before any warm-up:
+it includes tracing and compiling unless an earlier workload in the same
+process already compiled the same shapes.
+
+The JSON also keeps every raw time, the minima and the load average: on small
+shared VMs the timings can swing by several times between runs (torch's
+OpenMP threads are the most sensitive; `--torch-threads 1` steadies them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+import torch
+
+import segspaste_jax
+from benchmarks.node_baseline import node_segs_paste
+from benchmarks.workloads import WORKLOADS, make_workload
+
+DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
+VARIANTS = ("a", "b", "c", "d")
+ALPHA = 255
+
+
+def _peak_rss_mb() -> float:
+  """Peak resident set size of this process so far, MiB (Linux: KiB units)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _device_peak_bytes():
+  """Peak bytes in use on the default device, or None where not reported."""
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  if not stats:
+    return None
+  return stats.get("peak_bytes_in_use")
+
+
+def _timed(fn) -> float:
+  """Wall time of one call of `fn`, seconds."""
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _tree_nbytes(tree) -> int:
+  """Sum of `nbytes` over the array leaves of a pytree."""
+  return int(sum(getattr(leaf, "nbytes", 0)
+                 for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
+  """Times variants a-d on one workload.
+
+  Args:
+    name: workload name, a key of `WORKLOADS`.
+    repeats: number of interleaved timed rounds (after one warm-up round).
+    seed: workload seed.
+
+  Returns:
+    A JSON-ready dict: raw times (s) and medians (s) per variant,
+    `first_call_s`, max |a - c|, sizes, memory figures and, on GPU, the
+    achieved bandwidth of (b).
+  """
+  feather, description = WORKLOADS[name]
+  image, segs = make_workload(name, seed=seed)
+  rss_before = _peak_rss_mb()
+
+  # (a) first call: includes trace + compile for shapes not seen yet.
+  start = time.perf_counter()
+  out = segspaste_jax.segs_paste(image, segs, feather=feather, alpha=ALPHA)
+  out.block_until_ready()
+  out_a = np.asarray(out)
+  first_call_s = time.perf_counter() - start
+  del out
+
+  packed = segspaste_jax.pack_segs(segs, image.shape)
+  packed_dev = jax.device_put(packed)
+  image_dev = jax.device_put(image)
+  jax.block_until_ready((packed_dev, image_dev))
+
+  def run_a():
+    result = segspaste_jax.segs_paste(image, segs, feather=feather,
+                                      alpha=ALPHA)
+    result.block_until_ready()
+    return np.asarray(result)
+
+  def run_b():
+    return segspaste_jax.paste(image_dev, packed_dev, feather=feather,
+                               alpha=ALPHA).block_until_ready()
+
+  def run_c():
+    return node_segs_paste(image, segs, feather=feather, alpha=ALPHA)
+
+  def run_d():
+    return image.copy()
+
+  fns = {"a": run_a, "b": run_b, "c": run_c, "d": run_d}
+
+  # Warm-up round; keep (c)'s output for the a-vs-c check.
+  run_a()
+  out_b = np.asarray(run_b())
+  out_c = run_c().numpy()
+  run_d()
+  max_abs_a_c = float(np.max(np.abs(out_a - out_c)))
+  max_abs_b_c = float(np.max(np.abs(out_b - out_c)))
+  del out_a, out_b, out_c
+
+  times = {k: [] for k in VARIANTS}
+  for _ in range(repeats):
+    for k in VARIANTS:
+      times[k].append(_timed(fns[k]))
+  medians = {k: statistics.median(v) for k, v in times.items()}
+  minima = {k: min(v) for k, v in times.items()}
+
+  image_bytes = int(image.nbytes)
+  packed_bytes = _tree_nbytes(packed)
+  record = {
+      "description": description,
+      "feather": feather,
+      "alpha": ALPHA,
+      "image_shape": list(image.shape),
+      "num_segments": len(segs[1]),
+      "image_bytes": image_bytes,
+      "packed_bytes": packed_bytes,
+      "first_call_s": first_call_s,
+      "times_s": times,
+      "median_s": medians,
+      "min_s": minima,
+      "max_abs_diff_a_vs_c": max_abs_a_c,
+      "max_abs_diff_b_vs_c": max_abs_b_c,
+      "peak_rss_mb_before": rss_before,
+      "peak_rss_mb_after": _peak_rss_mb(),
+      "device_peak_bytes": _device_peak_bytes(),
+      "loadavg_after": list(os.getloadavg()),
+  }
+  if jax.default_backend() == "gpu":
+    moved = 2 * image_bytes + packed_bytes
+    record["b_bytes_moved"] = moved
+    record["b_gbps"] = moved / medians["b"] / 1e9
+  return record
+
+
+def _fmt_ms(seconds: float) -> str:
+  ms = seconds * 1e3
+  return f"{ms:.3f}" if ms < 1 else f"{ms:.1f}"
+
+
+def print_table(results: dict) -> None:
+  """Prints the median table (ms) for the results of `bench_workload`."""
+  gpu = jax.default_backend() == "gpu"
+  headers = ["workload", "a ms", "b ms", "c ms", "d ms", "c/a", "c/b", "b/d",
+             "first call s", "max|a-c|"]
+  if gpu:
+    headers.append("b GB/s")
+  rows = []
+  for name, r in results.items():
+    m = r["median_s"]
+    row = [name, _fmt_ms(m["a"]), _fmt_ms(m["b"]), _fmt_ms(m["c"]),
+           _fmt_ms(m["d"]), f"{m['c'] / m['a']:.1f}", f"{m['c'] / m['b']:.1f}",
+           f"{m['b'] / m['d']:.2f}", f"{r['first_call_s']:.2f}",
+           f"{r['max_abs_diff_a_vs_c']:.1e}"]
+    if gpu:
+      row.append(f"{r['b_gbps']:.1f}")
+    rows.append(row)
+  widths = [max(len(h), *(len(row[i]) for row in rows))
+            for i, h in enumerate(headers)]
+  line = " | ".join(h.ljust(w) for h, w in zip(headers, widths))
+  print(line)
+  print("-+-".join("-" * w for w in widths))
+  for row in rows:
+    print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def environment() -> dict:
+  """Versions and devices, for the JSON record."""
+  return {
+      "jax_version": jax.__version__,
+      "jax_backend": jax.default_backend(),
+      "jax_devices": [str(d) for d in jax.devices()],
+      "jax_device_kinds": [getattr(d, "device_kind", "") for d in jax.devices()],
+      "torch_version": torch.__version__,
+      "torch_threads": torch.get_num_threads(),
+      "numpy_version": np.__version__,
+      "python": sys.version.split()[0],
+      "platform": platform.platform(),
+      "processor": platform.processor(),
+      "cpu_count": os.cpu_count(),
+      "loadavg_start": list(os.getloadavg()),
+  }
+
+
+def main(argv=None) -> int:
+  """Command line entry point.
+
+  Args:
+    argv: arguments (default `sys.argv[1:]`).
+
+  Returns:
+    Process exit status.
+  """
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workloads", default=None,
+                      help="comma-separated names (default: all; "
+                           "--quick: W1,W3)")
+  parser.add_argument("--repeats", type=int, default=None,
+                      help="timed rounds per workload (default 7, --quick 3)")
+  parser.add_argument("--json", default=str(DEFAULT_JSON),
+                      help=f"where to write results (default {DEFAULT_JSON})")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--torch-threads", type=int, default=None,
+                      help="torch.set_num_threads for the baseline (default: "
+                           "torch's own choice)")
+  parser.add_argument("--quick", action="store_true",
+                      help="smoke test: 3 repeats of W1 and W3")
+  args = parser.parse_args(argv)
+
+  if args.workloads:
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+  else:
+    names = ["W1", "W3"] if args.quick else list(WORKLOADS)
+  unknown = [n for n in names if n not in WORKLOADS]
+  if unknown:
+    parser.error(f"unknown workloads {unknown}; known: {list(WORKLOADS)}")
+  repeats = args.repeats if args.repeats is not None else (
+      3 if args.quick else 7)
+  if repeats < 1:
+    parser.error("--repeats must be >= 1")
+
+  if args.torch_threads is not None:
+    torch.set_num_threads(args.torch_threads)
+  env = environment()
+  print(f"jax {env['jax_version']} on {env['jax_backend']} "
+        f"{env['jax_devices']}; torch {env['torch_version']} "
+        f"({env['torch_threads']} threads); {repeats} repeats")
+  results = {}
+  for name in names:
+    print(f"{name}: {WORKLOADS[name][1]} ...", flush=True)
+    results[name] = bench_workload(name, repeats, seed=args.seed)
+  print()
+  print_table(results)
+  print("\na: segs_paste end to end (host in/out); b: jitted paste on device "
+        "inputs; c: torch node baseline; d: numpy image.copy(). Medians.")
+
+  path = pathlib.Path(args.json)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  payload = {"environment": env, "repeats": repeats, "seed": args.seed,
+             "alpha": ALPHA, "results": results}
+  path.write_text(json.dumps(payload, indent=2))
+  print(f"wrote {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
