@@ -5,6 +5,7 @@ from segspaste_jax.convert import SEG, pack_segs, unpack_segs
 from segspaste_jax.feather import gaussian_blur_mask
 from segspaste_jax.paste import paste
 from segspaste_jax.segs import PackedSegs, SegsMeta
+from segspaste_jax.segs_io import load_segs, save_segs
 
 __version__ = "0.1.0"
 
@@ -13,8 +14,10 @@ __all__ = [
     "SEG",
     "SegsMeta",
     "gaussian_blur_mask",
+    "load_segs",
     "pack_segs",
     "paste",
+    "save_segs",
     "segs_paste",
     "unpack_segs",
 ]

@@ -1,0 +1,394 @@
+"""`segspaste-jax`: the demo on the embedded photo, and pasting SEGS files.
+
+    segspaste-jax demo [--out demo.png] [--feather 5] [--alpha 255]
+    segspaste-jax paste --image FILE|DIR --segs FILE.npz --out FILE|DIR
+
+Errors in the input end the program with status 2 and one line on stderr,
+`segspaste-jax: error: ...`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from segspaste_jax import __version__
+from segspaste_jax import sample
+from segspaste_jax.api import segs_paste
+from segspaste_jax.convert import pack_segs
+from segspaste_jax.paste import paste
+from segspaste_jax.segs_io import load_segs, save_segs
+
+PROG = "segspaste-jax"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
+                  ".gif")
+DEFAULT_CHUNK = 16
+
+
+class _UsageError(Exception):
+  """A command-line mistake, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+  """An ArgumentParser whose errors are one line, without the usage text."""
+
+  def error(self, message):
+    raise _UsageError(message)
+
+
+def _int_in(low: int, high: int):
+  """An argparse type: an integer in `[low, high]`."""
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      value = None
+    if value is None or not low <= value <= high:
+      raise argparse.ArgumentTypeError(
+          f"expected an integer in {low}..{high}, got {text!r}")
+    return value
+  return parse
+
+
+# ----------------------------------------------------------------------------
+# Images on disk: float32 [0, 1], RGB, RGBA or L as stored.
+
+def _frame_paths(path: str, name: str) -> list[Path]:
+  """One image file, or the images in a folder sorted by name."""
+  p = Path(path)
+  if p.is_dir():
+    files = sorted((f for f in p.iterdir()
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES),
+                   key=lambda f: f.name)
+    if not files:
+      raise ValueError(f"{name}: no images ({', '.join(IMAGE_SUFFIXES)}) in "
+                       f"folder {p}")
+    return files
+  if not p.is_file():
+    raise ValueError(f"{name}: no such file or folder: {p}")
+  return [p]
+
+
+def _mode(im: Image.Image) -> str:
+  """RGB, RGBA and L are kept; other modes become RGBA or RGB."""
+  if im.mode in ("RGB", "RGBA", "L"):
+    return im.mode
+  return "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
+
+
+def _frames_shape(paths: list[Path], name: str) -> tuple[int, int, int, int]:
+  """`(N, H, W, C)` of image files that must share size and mode.
+
+  Reads only the headers.
+  """
+  first = None
+  for p in paths:
+    with Image.open(p) as im:
+      shape = (im.height, im.width, _mode(im))
+    if first is None:
+      first = shape
+    elif shape != first:
+      raise ValueError(f"{name}: {p.name} is {shape[1]}x{shape[0]} "
+                       f"{shape[2]}, but {paths[0].name} is {first[1]}x"
+                       f"{first[0]} {first[2]}; frames must match")
+  h, w, mode = first
+  return len(paths), h, w, len(mode)
+
+
+def _read_frames(paths: list[Path]) -> np.ndarray:
+  """`[N, H, W, C]` float32 in [0, 1] from image files of one size and mode."""
+  frames = []
+  for p in paths:
+    with Image.open(p) as im:
+      frame = np.asarray(im.convert(_mode(im)), np.float32) / 255
+    frames.append(frame[..., None] if frame.ndim == 2 else frame)
+  return np.stack(frames)
+
+
+def _to_image(frame: np.ndarray) -> Image.Image:
+  """`[H, W, C]` float in [0, 1] to an 8-bit Pillow image, rounding."""
+  pixels = np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)
+  return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def _out_paths(frames: list[Path], image_arg: str, out_arg: str) -> list[Path]:
+  """Output files: a folder of PNGs for a folder, else one file."""
+  out = Path(out_arg)
+  if Path(image_arg).is_dir():
+    if out.exists() and not out.is_dir():
+      raise ValueError(f"--out: {out} is a file; a folder of frames needs an "
+                       "output folder")
+    if out.exists() and out.resolve() == Path(image_arg).resolve():
+      raise ValueError("--out: is the input folder; choose another folder so "
+                       "the frames are not overwritten")
+    paths = [out / (f.stem + ".png") for f in frames]
+    if len(set(paths)) != len(paths):
+      raise ValueError(f"--image: two frames in {image_arg} share a name "
+                       "(e.g. a.png and a.jpg); their outputs would collide")
+    return paths
+  if out.is_dir():
+    return [out / (frames[0].stem + ".png")]
+  return [out]
+
+
+def _frame_slice(packed, start: int, stop: int):
+  """The `PackedSegs` for frames `start:stop` (per-frame crops and masks)."""
+  crops, masks = packed.crops, packed.masks
+  if crops.shape[1] > 1:
+    crops = crops[:, start:stop]
+  if masks.shape[1] > 1:
+    masks = masks[:, start:stop]
+  return packed._replace(crops=crops, masks=masks)
+
+
+def _progress(total: int, chunk: int):
+  """A tqdm bar over frames when there is more than one chunk, else None."""
+  if total <= chunk:
+    return None
+  try:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return tqdm(total=total, unit="frame", desc=PROG, disable=None)
+
+
+# ----------------------------------------------------------------------------
+# Commands.
+
+def _cmd_paste(args) -> None:
+  segs = load_segs(args.segs)
+  frames = _frame_paths(args.image, "--image")
+  out_paths = _out_paths(frames, args.image, args.out)
+  n, h, w, c = _frames_shape(frames, "--image")
+  ref_frames = None
+  if args.ref is not None:
+    ref_frames = _frame_paths(args.ref, "--ref")
+    rn, rh, rw, rc = _frames_shape(ref_frames, "--ref")
+    if (rh, rw, rc) != (h, w, c) or (rn != 1 and rn < n):
+      raise ValueError(f"--ref: expected 1 or at least {n} frames of "
+                       f"{w}x{h} with {c} channels like --image, got {rn} of "
+                       f"{rw}x{rh} with {rc}")
+    ref_frames = ref_frames[:n]
+
+  started = time.perf_counter()
+  packed = pack_segs(segs, (n, h, w, c), with_crops=ref_frames is None)
+  ref = None
+  if ref_frames is not None and len(ref_frames) == 1:
+    ref = _read_frames(ref_frames)
+  out_paths[0].parent.mkdir(parents=True, exist_ok=True)
+  bar = _progress(n, args.chunk)
+  for start in range(0, n, args.chunk):
+    stop = min(start + args.chunk, n)
+    if ref_frames is not None and len(ref_frames) > 1:
+      ref = _read_frames(ref_frames[start:stop])
+    out = paste(_read_frames(frames[start:stop]),
+                _frame_slice(packed, start, stop), feather=args.feather,
+                alpha=args.alpha, ref_image=ref)
+    for frame, path in zip(np.asarray(out), out_paths[start:stop]):
+      _to_image(frame).save(path)
+    if bar is not None:
+      bar.update(stop - start)
+  if bar is not None:
+    bar.close()
+  elapsed = time.perf_counter() - started
+
+  where = out_paths[0] if n == 1 else out_paths[0].parent
+  print(f"pasted {_count(packed.num_segments, 'segment')} into "
+        f"{_count(n, 'frame')} of {w}x{h} ({c} channels), feather "
+        f"{args.feather}, alpha {args.alpha}, in {elapsed:.2f} s; "
+        f"wrote {where}")
+
+
+def _count(number: int, noun: str) -> str:
+  return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _label_font(size: int):
+  try:
+    return ImageFont.load_default(size=size)
+  except (TypeError, OSError):  # Pillow without FreeType: the bitmap font
+    return ImageFont.load_default()
+
+
+def _caption(draw: ImageDraw.ImageDraw, xy, text: str, font) -> None:
+  left, top, right, bottom = draw.textbbox(xy, text, font=font)
+  draw.rectangle((left - 4, top - 3, right + 4, bottom + 3), fill=(0, 0, 0))
+  draw.text(xy, text, fill=(255, 255, 255), font=font)
+
+
+def _demo_panel(image, segs, out, feather: int, alpha) -> Image.Image:
+  """Before | masks | after, side by side, as an RGB Pillow image.
+
+  Args:
+    image: `[1, H, W, 3]` float in [0, 1], the input.
+    segs: the SEGS pasted into it.
+    out: `[1, H, W, 3]` float in [0, 1], the result.
+    feather: the feather used, for the masks panel.
+    alpha: the alpha used, for the masks panel.
+
+  Returns:
+    A `3W x H` RGB image. The middle panel shows the blend weights the paste
+    used (feathered masks times `alpha / 255`, white is 1), with each crop
+    region outlined and labelled.
+  """
+  size, items = segs
+  ones = [s._replace(cropped_image=np.ones_like(s.cropped_image))
+          for s in items]
+  weights = np.asarray(segs_paste(np.zeros_like(image), (size, ones),
+                                  feather=feather, alpha=alpha))
+  h, w = image.shape[1:3]
+  panel = Image.new("RGB", (3 * w, h))
+  for k, frame in enumerate((image[0], weights[0], np.asarray(out)[0])):
+    panel.paste(_to_image(frame), (k * w, 0))
+
+  draw = ImageDraw.Draw(panel)
+  font, small = _label_font(max(12, h // 24)), _label_font(max(10, h // 36))
+  for seg in items:
+    x1, y1, x2, y2 = seg.crop_region
+    draw.rectangle((w + x1, y1, w + x2 - 1, y2 - 1), outline=(255, 190, 0),
+                   width=2)
+    _caption(draw, (w + x1 + 6, y1 + 6), seg.label, small)
+  for k, text in enumerate(("before", f"masks (feather {feather}, alpha "
+                                      f"{alpha})", "after")):
+    _caption(draw, (k * w + 10, h - h // 14), text, font)
+  return panel
+
+
+def _cmd_demo(args) -> None:
+  image = sample.load_sample_image()
+  segs = sample.sample_segs(image)
+  _, h, w, _ = image.shape
+  print(f"sample photo {w}x{h}, {len(segs[1])} segments, feather "
+        f"{args.feather}, alpha {args.alpha}:")
+  for seg in segs[1]:
+    x1, y1, x2, y2 = seg.crop_region
+    print(f"  {seg.label:<7} crop_region {str(seg.crop_region):<22} "
+          f"{x2 - x1}x{y2 - y1} px, confidence {seg.confidence:.2f}")
+
+  times = []
+  for _ in range(2):
+    started = time.perf_counter()
+    out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha)
+    out.block_until_ready()
+    times.append(time.perf_counter() - started)
+  device = jax.devices()[0]
+  kind = device.device_kind
+  where = device.platform + ("" if kind == device.platform else f" ({kind})")
+  print(f"segs_paste on {where}: first call "
+        f"{times[0] * 1e3:.1f} ms (includes compiling), warm call "
+        f"{times[1] * 1e3:.1f} ms")
+
+  if args.save_segs:
+    save_segs(args.save_segs, segs)
+    print(f"wrote the sample SEGS to {args.save_segs}")
+  if args.save_image:
+    _to_image(image[0]).save(args.save_image)
+    print(f"wrote the sample photo to {args.save_image}")
+  _demo_panel(image, segs, out, args.feather, args.alpha).save(args.out)
+  print(f"wrote {args.out} ({3 * w}x{h}: before | masks | after)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+      prog=PROG,
+      description="The ComfyUI Impact Pack's SEGSPaste node in JAX: paste "
+                  "SEGS (re-detailed crops with soft masks) into images.")
+  parser.add_argument("--version", action="version",
+                      version=f"%(prog)s {__version__}")
+  commands = parser.add_subparsers(dest="command", required=True,
+                                   metavar="{demo,paste}")
+
+  def common(p):
+    p.add_argument("--feather", type=_int_in(0, 100), default=5, metavar="N",
+                   help="mask blur, kernel 2N+1, sigma 10 (0..100, default 5)")
+    p.add_argument("--alpha", type=_int_in(0, 255), default=255, metavar="N",
+                   help="opacity of the pasted crops (0..255, default 255)")
+
+  demo = commands.add_parser(
+      "demo", help="paste sample SEGS into the embedded photo",
+      description="Builds SEGS over the flag, face, mission patch and helmet "
+                  "of the embedded photo (crops re-detailed with visible "
+                  "effects, soft elliptical masks), pastes them and writes a "
+                  "before | masks | after panel. Prints the timings of a "
+                  "first (compiling) and a warm call.")
+  demo.add_argument("--out", default="demo.png", metavar="PATH",
+                    help="the PNG panel to write (default demo.png)")
+  common(demo)
+  demo.add_argument("--save-segs", metavar="FILE",
+                    help="also write the sample SEGS to FILE (.npz), for "
+                         "`paste --segs`")
+  demo.add_argument("--save-image", metavar="FILE",
+                    help="also write the untouched sample photo to FILE")
+  demo.set_defaults(run=_cmd_demo)
+
+  paste_cmd = commands.add_parser(
+      "paste", help="paste a SEGS file into an image or a folder of frames",
+      description="Pastes the SEGS in a .npz file (see save_segs) into one "
+                  "image or into every frame of a folder (sorted by name; "
+                  "png, jpg, webp, ...; RGB, RGBA and L kept) and writes "
+                  "8-bit PNGs. Frame i takes frame i of each SEG's crop.")
+  paste_cmd.add_argument("--image", required=True, metavar="FILE|DIR",
+                         help="an image file, or a folder of frames")
+  paste_cmd.add_argument("--segs", required=True, metavar="FILE",
+                         help="SEGS file written by save_segs (.npz)")
+  paste_cmd.add_argument("--ref", metavar="FILE|DIR",
+                         help="take the pasted pixels from this image (or "
+                              "folder of frames) at each crop region instead "
+                              "of the crops, as ref_image_opt")
+  paste_cmd.add_argument("--out", required=True, metavar="FILE|DIR",
+                         help="output file for one image; output folder "
+                              "(created) for a folder of frames")
+  common(paste_cmd)
+  paste_cmd.add_argument("--chunk", type=_int_in(1, 1 << 20),
+                         default=DEFAULT_CHUNK, metavar="N",
+                         help=f"frames pasted per batch (default "
+                              f"{DEFAULT_CHUNK})")
+  paste_cmd.set_defaults(run=_cmd_paste)
+  return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+  del category, filename, lineno, line
+  print(f"{PROG}: warning: {message}", file=file or sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Runs the command line.
+
+  Args:
+    argv: the arguments without the program name; default `sys.argv[1:]`.
+
+  Returns:
+    The exit status: 0 on success, 2 on bad input (one line on stderr).
+  """
+  try:
+    args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+      warnings.showwarning = _show_warning
+      args.run(args)
+  except _UsageError as e:
+    return _fail(f"{e} (see {PROG} --help)")
+  except OSError as e:
+    return _fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror
+                 else str(e))
+  except (ValueError, TypeError) as e:
+    return _fail(str(e))
+  except KeyboardInterrupt:
+    return 130
+  return 0
+
+
+def _fail(message: str) -> int:
+  print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+  return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

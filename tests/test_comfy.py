@@ -1,0 +1,113 @@
+"""The ComfyUI node: the same interface as SEGSPaste, `segs_paste`'s output."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cases
+from segspaste_jax import comfy, segs_paste
+from segspaste_jax.sample import load_sample_image, sample_segs
+
+torch = pytest.importorskip("torch")
+
+
+def test_input_types_match_the_node():
+  types = comfy.SEGSPasteJAX.INPUT_TYPES()
+  assert types == {
+      "required": {
+          "image": ("IMAGE",),
+          "segs": ("SEGS",),
+          "feather": ("INT", {"default": 5, "min": 0, "max": 100, "step": 1}),
+          "alpha": ("INT", {"default": 255, "min": 0, "max": 255, "step": 1}),
+      },
+      "optional": {"ref_image_opt": ("IMAGE",)},
+  }
+  node = comfy.SEGSPasteJAX
+  assert node.RETURN_TYPES == ("IMAGE",)
+  assert node.FUNCTION == "doit" and callable(getattr(node(), node.FUNCTION))
+  assert node.CATEGORY.startswith("ImpactPack")
+  assert comfy.NODE_CLASS_MAPPINGS == {"SEGSPasteJAX": node}
+  assert set(comfy.NODE_DISPLAY_NAME_MAPPINGS) == {"SEGSPasteJAX"}
+
+
+def _torch_case(seed):
+  case = cases.random_case(seed)
+  image = torch.from_numpy(case.image)
+  ref = (None if case.ref_image_opt is None
+         else torch.from_numpy(case.ref_image_opt))
+  return case, image, ref
+
+
+def _clone(x):
+  if x is None:
+    return None
+  return x.clone() if isinstance(x, torch.Tensor) else np.array(x, copy=True)
+
+
+def _equal(a, b):
+  if isinstance(a, torch.Tensor):
+    return torch.equal(a, b)
+  return np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [3000, 3001, 3002, 3003, 3004, 3005])
+def test_output_equals_segs_paste(seed):
+  case, image, ref = _torch_case(seed)
+  before = [_clone(image), _clone(ref)] + [
+      (_clone(s.cropped_image), _clone(s.cropped_mask)) for s in case.segs[1]]
+  result = comfy.SEGSPasteJAX().doit(image, case.segs, case.feather,
+                                     case.alpha, ref)
+  assert isinstance(result, tuple) and len(result) == 1
+  out = result[0]
+  assert isinstance(out, torch.Tensor)
+  assert out.device.type == "cpu" and out.dtype == torch.float32
+  assert tuple(out.shape) == tuple(image.shape)
+  want = np.asarray(segs_paste(case.image, case.segs, **case.kwargs()))
+  np.testing.assert_array_equal(out.numpy(), want)
+  # inputs unchanged
+  assert _equal(image, before[0])
+  assert ref is None or _equal(ref, before[1])
+  for seg, (crop, mask) in zip(case.segs[1], before[2:]):
+    assert crop is None or _equal(seg.cropped_image, crop)
+    assert _equal(seg.cropped_mask, mask)
+
+
+def test_sample_with_defaults_and_float64_image():
+  image = torch.from_numpy(load_sample_image(64).astype(np.float64))
+  segs = sample_segs(image)
+  (out,) = comfy.SEGSPasteJAX().doit(image, segs, feather=5)
+  assert out.dtype == torch.float32 and out.device.type == "cpu"
+  np.testing.assert_allclose(
+      out.numpy(), np.asarray(segs_paste(image.float(), segs)), atol=1e-6)
+
+
+def test_bad_input_raises_a_clear_error():
+  image = torch.zeros(1, 32, 32, 3)
+  with pytest.raises(ValueError, match="feather"):
+    comfy.SEGSPasteJAX().doit(image, ((32, 32), []), feather=101)
+
+
+def test_module_imports_without_torch():
+  code = ("import sys; sys.modules['torch'] = None; "
+          "import segspaste_jax, segspaste_jax.comfy, segspaste_jax.cli; "
+          "print(segspaste_jax.comfy.NODE_CLASS_MAPPINGS)")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, timeout=120, check=False)
+  assert proc.returncode == 0, proc.stderr
+  assert "SEGSPasteJAX" in proc.stdout
+
+
+def test_numpy_fallback_when_dlpack_fails(monkeypatch):
+  image = torch.from_numpy(load_sample_image(48))
+  segs = sample_segs(image)
+  (via_dlpack,) = comfy.SEGSPasteJAX().doit(image, segs, 3, 200)
+
+  def refuse(_):
+    raise BufferError("no DLPack here")
+
+  monkeypatch.setattr(torch, "from_dlpack", refuse)
+  (via_numpy,) = comfy.SEGSPasteJAX().doit(image, segs, 3, 200)
+  assert via_numpy.dtype == torch.float32 and via_numpy.is_contiguous()
+  assert torch.equal(via_numpy, via_dlpack)
