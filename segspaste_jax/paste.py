@@ -49,16 +49,20 @@ def _resize(masks, mask_hw, ref_hw):
                     precision=lax.Precision.HIGHEST)
 
 
-def _prepare_mask(masks, mask_hw, ref_hw, feather: int):
-  """Feathers one segment's `[F, B, B]` masks, then resizes them to `ref_hw`.
+def _prepare_mask(masks, mask_hw, ref_hw, shift, window, feather: int):
+  """One segment's `[F, B, B]` masks, feathered, resized and cut to a window.
 
   The order is the node's: `tensor_gaussian_blur_mask` at the mask's own
-  size first, the bilinear resize inside `tensor_paste` after. The resize is
-  skipped (a real branch outside `vmap`) when the sizes already agree.
+  size first, the bilinear resize inside `tensor_paste` after (skipped, a
+  real branch outside `vmap`, when the sizes already agree). The result is
+  the `[F, *window]` part that lands on the image window, `shift` being
+  the window's offset into the mask: cutting it here keeps the padding
+  that the cut needs inside one fused loop.
   """
   masks = blur_padded(masks, mask_hw[0], mask_hw[1], feather)
   same = (mask_hw[0] == ref_hw[0]) & (mask_hw[1] == ref_hw[1])
-  return lax.cond(same, lambda m: m, lambda m: _resize(m, mask_hw, ref_hw),
+  cut = lambda m: _shifted_window(m, shift[0], shift[1], *window)
+  return lax.cond(same, cut, lambda m: cut(_resize(m, mask_hw, ref_hw)),
                   masks)
 
 
@@ -130,20 +134,34 @@ def _paste_jit(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   ys = jnp.clip(oy, 0, h - win_h)
   xs = jnp.clip(ox, 0, w - win_w)
 
-  def step(frames, seg):
+  def blend(frames, seg):
     mask, crop, mask_hw, ref_hw, gain, ys, xs, oy, ox = seg
-    mask = _prepare_mask(mask.astype(compute), mask_hw, ref_hw, feather) * gain
+    m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
+                      (ys - oy, xs - ox), (win_h, win_w), feather)
+    m = m[..., None] * gain
     start = (0, ys, xs, 0)
-    m = _shifted_window(mask, ys - oy, xs - ox, win_h, win_w)[..., None]
+    under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
+    under = under.astype(compute)
     if ref_image is None:
       ref = _shifted_window(crop, ys - oy, xs - ox, win_h, win_w)
     else:
       ref = lax.dynamic_slice(ref_image, start,
                               (ref_image.shape[0], win_h, win_w, c))
-    under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
-    blended = (1 - m) * under.astype(compute) + m * ref.astype(compute)
+      # only the region's own pixels: no 0 * inf from pixels beside it
+      rows = (ys + jnp.arange(win_h) - oy)[:, None, None] < ref_hw[0]
+      cols = (xs + jnp.arange(win_w) - ox)[None, :, None] < ref_hw[1]
+      ref = jnp.where(rows & cols & (ys + jnp.arange(win_h) >= oy)[:, None, None]
+                      & (xs + jnp.arange(win_w) >= ox)[None, :, None],
+                      ref, under)
+    blended = (1 - m) * under + m * ref.astype(compute)
     return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
-                                    start), None
+                                    start)
+
+  def step(frames, seg):
+    # Padding segments and skipped SEGs do no work at all (a real branch
+    # outside vmap): their blur would otherwise dominate small layouts.
+    gain = seg[4]
+    return lax.cond(gain != 0, blend, lambda f, _: f, frames, seg), None
 
   segments = (packed.masks, crops, packed.mask_sizes.astype(jnp.int32), ref_hw,
               gain, ys, xs, oy, ox)
