@@ -81,15 +81,16 @@ def _shifted_window(a, dy, dx, height: int, width: int):
 
 
 def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
-          ref_image=None):
+          ref_image=None, donate_image: bool = False):
   """Feathers each packed mask and blends its crop into every frame.
 
-  The node's per-frame, per-segment loop as one XLA program: masks are
-  feathered at their own size (vmapped over segments and mask frames),
-  resized to the pasted pixels' size, scaled by `alpha / 255` and blended in
-  with `lax.dynamic_update_slice`, segments in order, clipped at all four
-  image edges. Works under `jax.jit`, `jax.vmap` and `jax.grad`; inputs are
-  assumed valid (`segs_paste` and `pack_segs` check them).
+  The node's per-frame, per-segment loop as one XLA program: for each
+  segment in order (`lax.scan`; later segments land on top), its masks are
+  feathered at their own size, resized to the pasted pixels' size, scaled by
+  `alpha / 255` and blended into all frames at once with
+  `lax.dynamic_update_slice`, clipped at all four image edges. Works under
+  `jax.jit`, `jax.vmap` and `jax.grad`; inputs are assumed valid
+  (`segs_paste` and `pack_segs` check them).
 
   Args:
     image: `[N, H, W, C]` float array, values in [0, 1].
@@ -99,16 +100,20 @@ def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     ref_image: optional `[N, H, W, C]` (or `[1, H, W, C]`); when given, the
       pasted pixels are cut from it at each crop region instead of taken from
       the crops, as the node's `ref_image_opt`.
+    donate_image: paste into `image`'s own buffer instead of a new one; the
+      caller's `image` is then deleted. Saves allocating and writing a whole
+      new batch (on CPU, most of the time of a sparse paste); only for JAX
+      arrays the caller no longer needs.
 
   Returns:
     `[N, H, W, C]` array of `image`'s dtype.
   """
-  return _paste_jit(image, packed.strip_meta(), feather=int(feather),
-                    alpha=alpha, ref_image=ref_image)
+  kernel = _paste_jit_donated if donate_image else _paste_jit
+  return kernel(image, packed.strip_meta(), feather=int(feather), alpha=alpha,
+                ref_image=ref_image)
 
 
-@functools.partial(jax.jit, static_argnames=("feather",))
-def _paste_jit(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
+def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   n, h, w, c = image.shape
   bucket = packed.masks.shape[-1]
   win_h, win_w = min(bucket, h), min(bucket, w)
@@ -134,8 +139,15 @@ def _paste_jit(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   ys = jnp.clip(oy, 0, h - win_h)
   xs = jnp.clip(ox, 0, w - win_w)
 
-  def blend(frames, seg):
-    mask, crop, mask_hw, ref_hw, gain, ys, xs, oy, ox = seg
+  per_segment = (packed.mask_sizes.astype(jnp.int32), ref_hw, gain, ys, xs,
+                 oy, ox)
+
+  def blend(frames, i):
+    # Big per-segment arrays are cut here, inside the branch, where the cut
+    # fuses into its consumer; passed in as scan inputs they would be copied.
+    mask_hw, ref_hw, gain, ys, xs, oy, ox = (
+        lax.dynamic_index_in_dim(a, i, keepdims=False) for a in per_segment)
+    mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
                       (ys - oy, xs - ox), (win_h, win_w), feather)
     m = m[..., None] * gain
@@ -143,27 +155,30 @@ def _paste_jit(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
     under = under.astype(compute)
     if ref_image is None:
+      crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
       ref = _shifted_window(crop, ys - oy, xs - ox, win_h, win_w)
     else:
       ref = lax.dynamic_slice(ref_image, start,
                               (ref_image.shape[0], win_h, win_w, c))
-      # only the region's own pixels: no 0 * inf from pixels beside it
-      rows = (ys + jnp.arange(win_h) - oy)[:, None, None] < ref_hw[0]
-      cols = (xs + jnp.arange(win_w) - ox)[None, :, None] < ref_hw[1]
-      ref = jnp.where(rows & cols & (ys + jnp.arange(win_h) >= oy)[:, None, None]
-                      & (xs + jnp.arange(win_w) >= ox)[None, :, None],
-                      ref, under)
+      # Only the region's own pixels: no 0 * inf from pixels beside it.
+      rows = ys + jnp.arange(win_h) - oy
+      cols = xs + jnp.arange(win_w) - ox
+      inside = (((rows >= 0) & (rows < ref_hw[0]))[:, None, None]
+                & ((cols >= 0) & (cols < ref_hw[1]))[None, :, None])
+      ref = jnp.where(inside, ref, under)
     blended = (1 - m) * under + m * ref.astype(compute)
     return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
                                     start)
 
-  def step(frames, seg):
+  def step(frames, i):
     # Padding segments and skipped SEGs do no work at all (a real branch
     # outside vmap): their blur would otherwise dominate small layouts.
-    gain = seg[4]
-    return lax.cond(gain != 0, blend, lambda f, _: f, frames, seg), None
+    return lax.cond(gain[i] != 0, blend, lambda f, _: f, frames, i), None
 
-  segments = (packed.masks, crops, packed.mask_sizes.astype(jnp.int32), ref_hw,
-              gain, ys, xs, oy, ox)
-  out, _ = lax.scan(step, image, segments)
+  out, _ = lax.scan(step, image, jnp.arange(gain.shape[0]))
   return out
+
+
+_paste_jit = jax.jit(_paste_core, static_argnames=("feather",))
+_paste_jit_donated = jax.jit(_paste_core, static_argnames=("feather",),
+                             donate_argnums=0)

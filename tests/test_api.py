@@ -93,7 +93,7 @@ def test_no_recompile_within_a_bucket(compile_counter):
 def test_paste_traces_once_per_bucket():
   rng = np.random.default_rng(1)
   image = jnp.asarray(rng.random((1, 128, 128, 3)).astype(np.float32))
-  traced = chex.assert_max_traces(n=1)(paste_module._paste_jit.__wrapped__)
+  traced = chex.assert_max_traces(n=1)(paste_module._paste_core)
   jitted = jax.jit(traced, static_argnames=("feather",))
   for count in (1, 4, 8):
     packed = pack_segs(_layout(rng, 1, 128, 128, count), image.shape)
@@ -198,3 +198,15 @@ def test_output_dtype_follows_image(dtype):
   segs = _layout(rng, 1, 32, 32, 2, side_range=(8, 16))
   out = segs_paste(image, segs)
   assert out.dtype == jnp.asarray(image).dtype and out.shape == image.shape
+
+
+def test_donated_paste_matches_and_consumes_image():
+  rng = np.random.default_rng(7)
+  image = rng.random((2, 64, 64, 3)).astype(np.float32)
+  packed = jax.device_put(pack_segs(_layout(rng, 2, 64, 64, 3, (10, 40)),
+                                    image.shape))
+  expected = np.asarray(paste(jnp.asarray(image), packed, feather=3))
+  mine = jnp.array(image)
+  got = paste(mine, packed, feather=3, donate_image=True)
+  np.testing.assert_array_equal(np.asarray(got), expected)
+  assert mine.is_deleted()
