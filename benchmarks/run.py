@@ -16,6 +16,8 @@ reported:
   c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's
      loops).
   d: `image.copy()` in numpy, the floor for anything that returns a new image.
+  e: (b) with `donate_image=True`: pasted into a device batch made (untimed)
+     just before, with no new output buffer.
 
 `first_call_s` is the first call of (a) for the workload, before any warm-up:
 it includes tracing and compiling unless an earlier workload in the same
@@ -47,7 +49,7 @@ from benchmarks.node_baseline import node_segs_paste
 from benchmarks.workloads import WORKLOADS, make_workload
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
-VARIANTS = ("a", "b", "c", "d")
+VARIANTS = ("a", "b", "c", "d", "e")
 ALPHA = 255
 
 
@@ -126,6 +128,15 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
   def run_d():
     return image.copy()
 
+  def fresh_image():
+    # (e)'s input: a device batch that (e) may consume, made before timing.
+    return jax.block_until_ready(image_dev + 0)
+
+  def run_e(buffer):
+    return segspaste_jax.paste(buffer, packed_dev, feather=feather,
+                               alpha=ALPHA,
+                               donate_image=True).block_until_ready()
+
   fns = {"a": run_a, "b": run_b, "c": run_c, "d": run_d}
 
   # Warm-up round; keep (c)'s output for the a-vs-c check.
@@ -133,14 +144,21 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
   out_b = np.asarray(run_b())
   out_c = run_c().numpy()
   run_d()
+  out_e = np.asarray(run_e(fresh_image()))
+  assert np.array_equal(out_e, out_b), "donated paste differs from paste"
   max_abs_a_c = float(np.max(np.abs(out_a - out_c)))
   max_abs_b_c = float(np.max(np.abs(out_b - out_c)))
-  del out_a, out_b, out_c
+  del out_a, out_b, out_c, out_e
 
   times = {k: [] for k in VARIANTS}
   for _ in range(repeats):
     for k in VARIANTS:
-      times[k].append(_timed(fns[k]))
+      if k == "e":
+        buffer = fresh_image()
+        times[k].append(_timed(lambda: run_e(buffer)))
+        del buffer
+      else:
+        times[k].append(_timed(fns[k]))
   medians = {k: statistics.median(v) for k, v in times.items()}
   minima = {k: min(v) for k, v in times.items()}
 
@@ -180,16 +198,17 @@ def _fmt_ms(seconds: float) -> str:
 def print_table(results: dict) -> None:
   """Prints the median table (ms) for the results of `bench_workload`."""
   gpu = jax.default_backend() == "gpu"
-  headers = ["workload", "a ms", "b ms", "c ms", "d ms", "c/a", "c/b", "b/d",
-             "first call s", "max|a-c|"]
+  headers = ["workload", "a ms", "b ms", "c ms", "d ms", "e ms", "c/a", "c/b",
+             "b/d", "e/d", "first call s", "max|a-c|"]
   if gpu:
     headers.append("b GB/s")
   rows = []
   for name, r in results.items():
     m = r["median_s"]
     row = [name, _fmt_ms(m["a"]), _fmt_ms(m["b"]), _fmt_ms(m["c"]),
-           _fmt_ms(m["d"]), f"{m['c'] / m['a']:.1f}", f"{m['c'] / m['b']:.1f}",
-           f"{m['b'] / m['d']:.2f}", f"{r['first_call_s']:.2f}",
+           _fmt_ms(m["d"]), _fmt_ms(m["e"]), f"{m['c'] / m['a']:.1f}",
+           f"{m['c'] / m['b']:.1f}", f"{m['b'] / m['d']:.2f}",
+           f"{m['e'] / m['d']:.2f}", f"{r['first_call_s']:.2f}",
            f"{r['max_abs_diff_a_vs_c']:.1e}"]
     if gpu:
       row.append(f"{r['b_gbps']:.1f}")
@@ -244,7 +263,17 @@ def main(argv=None) -> int:
                            "torch's own choice)")
   parser.add_argument("--quick", action="store_true",
                       help="smoke test: 3 repeats of W1 and W3")
+  parser.add_argument("--hugepages", action="store_true",
+                      help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
+                           "so XLA's CPU buffers get transparent huge pages")
   args = parser.parse_args(argv)
+  if args.hugepages and "glibc.malloc.hugetlb=1" not in os.environ.get(
+      "GLIBC_TUNABLES", ""):
+    env = dict(os.environ)
+    env["GLIBC_TUNABLES"] = ":".join(
+        t for t in (env.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1") if t)
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run",
+                               *(sys.argv[1:] if argv is None else argv)], env)
 
   if args.workloads:
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
@@ -271,7 +300,12 @@ def main(argv=None) -> int:
   print()
   print_table(results)
   print("\na: segs_paste end to end (host in/out); b: jitted paste on device "
-        "inputs; c: torch node baseline; d: numpy image.copy(). Medians.")
+        "inputs; c: torch node baseline; d: numpy image.copy(); e: b with "
+        "donate_image=True (in place). Medians.")
+  tunables = os.environ.get("GLIBC_TUNABLES", "")
+  print("glibc malloc huge pages: "
+        + ("on" if "glibc.malloc.hugetlb=1" in tunables else
+           "off (try --hugepages; see BENCHMARKS.md)"))
 
   path = pathlib.Path(args.json)
   path.parent.mkdir(parents=True, exist_ok=True)
