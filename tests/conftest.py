@@ -31,3 +31,19 @@ def compile_counter():
     yield events
   finally:
     jax.monitoring.unregister_event_duration_listener(listener)
+
+
+# Hypothesis: "ci" (default) keeps the property tests to a couple of minutes
+# on two cores, since nearly every example is a new shape and so a new
+# compile; HYPOTHESIS_PROFILE=long runs them properly.
+try:
+  from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is a test extra; its tests skip without it
+  pass
+else:
+  _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+  settings.register_profile("ci", max_examples=25, deadline=None,
+                            print_blob=True, suppress_health_check=_QUIET)
+  settings.register_profile("long", max_examples=500, deadline=None,
+                            print_blob=True, suppress_health_check=_QUIET)
+  settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
