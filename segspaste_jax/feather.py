@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 SIGMA = 10.0  # fixed by the node, independent of the kernel size
+_UNROLLED_TAPS = 21  # kernels up to this many taps are one unrolled sum
 
 
 def effective_radius(feather: int, short_side):
@@ -87,11 +88,29 @@ def _blur_axis(x, n, radius, max_radius: int, axis: int):
   taps = _taps(max_radius, radius, x.dtype)
   # materialise the padded array once, or XLA re-fuses it into every shift
   padded = lax.optimization_barrier(_reflect_pad(x, n, max_radius, axis))
-  shifted = lambda t: lax.slice_in_dim(padded, t, t + length, axis=axis)
-  out = taps[0] * shifted(0)
-  for t in range(1, 2 * max_radius + 1):
-    out = out + taps[t] * shifted(t)
-  return out
+  count = 2 * max_radius + 1
+  if count <= _UNROLLED_TAPS:
+    shifted = lambda t: lax.slice_in_dim(padded, t, t + length, axis=axis)
+    out = taps[0] * shifted(0)
+    for t in range(1, count):
+      out = out + taps[t] * shifted(t)
+    return out
+
+  # Wide kernels: a loop over groups of taps, each group one fused pass, so
+  # that compile time does not grow with the feather.
+  groups = -(-count // _UNROLLED_TAPS)
+  taps = jnp.pad(taps, (0, groups * _UNROLLED_TAPS - count))
+  padded = jnp.pad(padded, [(0, groups * _UNROLLED_TAPS - count)
+                            if a == axis else (0, 0) for a in range(x.ndim)])
+
+  def group(g, out):
+    first = g * _UNROLLED_TAPS
+    for k in range(_UNROLLED_TAPS):
+      out = out + taps[first + k] * lax.dynamic_slice_in_dim(
+          padded, first + k, length, axis)
+    return out
+
+  return lax.fori_loop(0, groups, group, jnp.zeros_like(x))
 
 
 def blur_padded(mask, height, width, feather: int):

@@ -75,7 +75,8 @@ def _shifted_window(a, dy, dx, height: int, width: int):
   """
   pads = [(0, 0), (height, height), (width, width)] + [(0, 0)] * (a.ndim - 3)
   padded = jnp.pad(a, pads)
-  start = [0, height + dy, width + dx] + [0] * (a.ndim - 3)
+  zero = jnp.zeros((), jnp.int32)  # one index type, with or without x64
+  start = [zero, height + dy, width + dx] + [zero] * (a.ndim - 3)
   sizes = (a.shape[0], height, width) + a.shape[3:]
   return lax.dynamic_slice(padded, start, sizes)
 
@@ -151,7 +152,8 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
                       (ys - oy, xs - ox), (win_h, win_w), feather)
     m = m[..., None] * gain
-    start = (0, ys, xs, 0)
+    zero = jnp.zeros((), jnp.int32)
+    start = (zero, ys, xs, zero)
     under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
     under = under.astype(compute)
     if ref_image is None:
@@ -173,7 +175,8 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   def step(frames, i):
     # Padding segments and skipped SEGs do no work at all (a real branch
     # outside vmap): their blur would otherwise dominate small layouts.
-    return lax.cond(gain[i] != 0, blend, lambda f, _: f, frames, i), None
+    # (Not `gain != 0`: at alpha 0 the gradient with respect to alpha lives.)
+    return lax.cond(active[i], blend, lambda f, _: f, frames, i), None
 
   out, _ = lax.scan(step, image, jnp.arange(gain.shape[0]))
   return out
