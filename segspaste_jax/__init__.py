@@ -6,6 +6,8 @@ from segspaste_jax.feather import gaussian_blur_mask
 from segspaste_jax.paste import paste
 from segspaste_jax.segs import PackedSegs, SegsMeta
 from segspaste_jax.segs_io import load_segs, save_segs
+from segspaste_jax.shard import frames_mesh, sharded_paste
+from segspaste_jax.stream import stream_segs_paste
 
 __version__ = "0.1.0"
 
@@ -13,11 +15,14 @@ __all__ = [
     "PackedSegs",
     "SEG",
     "SegsMeta",
+    "frames_mesh",
     "gaussian_blur_mask",
     "load_segs",
     "pack_segs",
     "paste",
     "save_segs",
     "segs_paste",
+    "sharded_paste",
+    "stream_segs_paste",
     "unpack_segs",
 ]

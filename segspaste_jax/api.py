@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import jax
+import numpy as np
 
 from segspaste_jax import convert
 from segspaste_jax.paste import paste
+from segspaste_jax.shard import sharded_paste
 
 
 def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                *, node_axis_mixup: bool = False, bucket_size: int | None = None,
-               max_segments: int | None = None):
+               max_segments: int | None = None, mesh=None):
   """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
 
   Same inputs as the node's `doit`, same picture out: each SEG's mask is
@@ -20,26 +22,32 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   checked on the host first; the paste itself is one compiled XLA program.
 
   Args:
-    image: `[N, H, W, C]` float array in [0, 1] (numpy, torch or JAX),
-      C in (1, 3, 4). Never modified.
+    image: `[N, H, W, C]` float array in [0, 1], or uint8 in [0, 255]
+      (numpy, torch or JAX), C in (1, 3, 4). Never modified.
     segs: torch-style SEGS `((H0, W0), [SEG, ...])`; scale-matched to the
       image when `(H0, W0)` differs from `(H, W)` and neither is 0.
     feather: int in 0..100.
     alpha: number in 0..255.
     ref_image_opt: optional `[N, H, W, C]` (or `[1, H, W, C]`) of the image's
-      size and channels; when given, pasted pixels come from it.
+      size and channels, finite (float in [0, 1] or uint8 in [0, 255]);
+      when given, pasted pixels come from it.
     node_axis_mixup: reproduce the node's crop placement under a non-uniform
       scale match (see `pack_segs`).
     bucket_size: see `pack_segs`.
     max_segments: see `pack_segs`.
+    mesh: optional `jax.sharding.Mesh` with a `"frames"` axis (e.g.
+      `frames_mesh()`): the frames are split across its devices (see
+      `sharded_paste`).
 
   Returns:
-    `[N, H, W, C]` JAX array of `image`'s dtype.
+    `[N, H, W, C]` JAX array of `image`'s dtype; blended in float32 (or
+    float64), uint8 results rounded.
 
   Raises:
     TypeError, ValueError: naming the argument (and SEG index) on bad input.
   """
   image = convert.check_image(image, "image")
+  as_uint8 = image.dtype == np.uint8
   n, h, w, c = image.shape
   feather = convert.check_int(feather, "feather", 0, 100)
   alpha = convert.check_alpha(alpha)
@@ -51,9 +59,21 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
       raise ValueError(
           f"ref_image_opt: expected [N', {h}, {w}, {c}] with N' = 1 or "
           f"N' >= {n} (the image's frames), got shape {tuple(ref.shape)}")
-    ref = jnp.asarray(ref[:n] if ref.shape[0] > n else ref)
+    ref = convert.to_unit_float(ref[:n] if ref.shape[0] > n else ref)
+    # Pasted pixels must be finite, as crops must: the blend multiplies the
+    # reference by the mask, and 0 * NaN would leak outside the crop region.
+    convert.check_finite(np.asarray(ref), "ref_image_opt")
+  # Every check (pack_segs's included) runs before anything reaches JAX.
   packed = convert.pack_segs(segs, image.shape, with_crops=ref is None,
                              node_axis_mixup=node_axis_mixup,
                              bucket_size=bucket_size, max_segments=max_segments)
-  return paste(jnp.asarray(image), packed, feather=feather, alpha=alpha,
-               ref_image=ref)
+  image = convert.to_unit_float(image)  # uint8: / 255, float32
+  if mesh is not None:  # host arrays: each process reads only its shards
+    out = sharded_paste(image, packed, feather=feather, alpha=alpha,
+                        ref_image=ref, mesh=mesh)
+  else:
+    ref = None if ref is None else convert.to_jax(ref)
+    packed = jax.tree_util.tree_map(convert.to_jax, packed)
+    out = paste(convert.to_jax(image), packed, feather=feather, alpha=alpha,
+                ref_image=ref)
+  return convert.from_unit_float(out) if as_uint8 else out

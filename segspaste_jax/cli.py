@@ -22,9 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 from segspaste_jax import __version__
 from segspaste_jax import sample
 from segspaste_jax.api import segs_paste
-from segspaste_jax.convert import pack_segs
-from segspaste_jax.paste import paste
 from segspaste_jax.segs_io import load_segs, save_segs
+from segspaste_jax.stream import stream_segs_paste
 
 PROG = "segspaste-jax"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
@@ -102,14 +101,11 @@ def _frames_shape(paths: list[Path], name: str) -> tuple[int, int, int, int]:
   return len(paths), h, w, len(mode)
 
 
-def _read_frames(paths: list[Path]) -> np.ndarray:
-  """`[N, H, W, C]` float32 in [0, 1] from image files of one size and mode."""
-  frames = []
-  for p in paths:
-    with Image.open(p) as im:
-      frame = np.asarray(im.convert(_mode(im)), np.float32) / 255
-    frames.append(frame[..., None] if frame.ndim == 2 else frame)
-  return np.stack(frames)
+def _read_frame(path: Path) -> np.ndarray:
+  """`[H, W, C]` float32 in [0, 1] from an image file."""
+  with Image.open(path) as im:
+    frame = np.asarray(im.convert(_mode(im)), np.float32) / 255
+  return frame[..., None] if frame.ndim == 2 else frame
 
 
 def _to_image(frame: np.ndarray) -> Image.Image:
@@ -138,27 +134,6 @@ def _out_paths(frames: list[Path], image_arg: str, out_arg: str) -> list[Path]:
   return [out]
 
 
-def _frame_slice(packed, start: int, stop: int):
-  """The `PackedSegs` for frames `start:stop` (per-frame crops and masks)."""
-  crops, masks = packed.crops, packed.masks
-  if crops.shape[1] > 1:
-    crops = crops[:, start:stop]
-  if masks.shape[1] > 1:
-    masks = masks[:, start:stop]
-  return packed._replace(crops=crops, masks=masks)
-
-
-def _progress(total: int, chunk: int):
-  """A tqdm bar over frames when there is more than one chunk, else None."""
-  if total <= chunk:
-    return None
-  try:
-    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    return None
-  return tqdm(total=total, unit="frame", desc=PROG, disable=None)
-
-
 # ----------------------------------------------------------------------------
 # Commands.
 
@@ -178,29 +153,26 @@ def _cmd_paste(args) -> None:
     ref_frames = ref_frames[:n]
 
   started = time.perf_counter()
-  packed = pack_segs(segs, (n, h, w, c), with_crops=ref_frames is None)
   ref = None
-  if ref_frames is not None and len(ref_frames) == 1:
-    ref = _read_frames(ref_frames)
-  out_paths[0].parent.mkdir(parents=True, exist_ok=True)
-  bar = _progress(n, args.chunk)
-  for start in range(0, n, args.chunk):
-    stop = min(start + args.chunk, n)
-    if ref_frames is not None and len(ref_frames) > 1:
-      ref = _read_frames(ref_frames[start:stop])
-    out = paste(_read_frames(frames[start:stop]),
-                _frame_slice(packed, start, stop), feather=args.feather,
-                alpha=args.alpha, ref_image=ref)
-    for frame, path in zip(np.asarray(out), out_paths[start:stop]):
-      _to_image(frame).save(path)
-    if bar is not None:
-      bar.update(stop - start)
-  if bar is not None:
-    bar.close()
+  if ref_frames is not None:  # one reference frame serves every frame
+    ref = (_read_frame(ref_frames[0])[None] if len(ref_frames) == 1
+           else map(_read_frame, ref_frames))
+  # Frames are read, pasted and written a chunk at a time; a bar on a
+  # terminal when there is more than one chunk.
+  chunks = stream_segs_paste(
+      map(_read_frame, frames), segs, feather=args.feather,
+      alpha=args.alpha, ref_image_opt=ref, num_frames=n, chunk=args.chunk,
+      progress=n > args.chunk and sys.stderr.isatty())
+  done = 0
+  for block in chunks:
+    out_paths[0].parent.mkdir(parents=True, exist_ok=True)
+    for frame in block:
+      _to_image(frame).save(out_paths[done])
+      done += 1
   elapsed = time.perf_counter() - started
 
   where = out_paths[0] if n == 1 else out_paths[0].parent
-  print(f"pasted {_count(packed.num_segments, 'segment')} into "
+  print(f"pasted {_count(len(segs[1]), 'segment')} into "
         f"{_count(n, 'frame')} of {w}x{h} ({c} channels), feather "
         f"{args.feather}, alpha {args.alpha}, in {elapsed:.2f} s; "
         f"wrote {where}")

@@ -15,6 +15,8 @@ import operator
 import warnings
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from segspaste_jax import resample
@@ -36,6 +38,8 @@ MIN_SEGMENTS = 8
 # Masks may overshoot [0, 1] by float rounding (e.g. after an upstream
 # bilinear resize); anything further out is an error.
 MASK_TOLERANCE = 1e-3
+MAX_COORDINATE = 1 << 30  # crop regions stay far inside int32
+MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
 
 
 # ----------------------------------------------------------------------------
@@ -66,6 +70,48 @@ def to_numpy(x, name: str) -> np.ndarray:
 
 def _is_float_dtype(dtype) -> bool:
   return np.issubdtype(dtype, np.floating) or str(dtype) == "bfloat16"
+
+
+def aligned_zeros(shape, dtype, align: int = 64, zero: bool = True
+                  ) -> np.ndarray:
+  """Zeros (or, with `zero=False`, junk) starting on an `align`-byte boundary.
+
+  XLA's CPU client takes such host buffers without copying them (through
+  DLPack); numpy's own allocations are only 16-byte aligned.
+  """
+  dtype = np.dtype(dtype)
+  size = math.prod(shape) * dtype.itemsize
+  raw = (np.zeros if zero else np.empty)(size + align, np.uint8)
+  offset = (-raw.ctypes.data) % align
+  return raw[offset:offset + size].view(dtype).reshape(shape)
+
+
+def to_jax(x):
+  """A JAX array of `x` (numpy, torch or JAX), without a copy where possible.
+
+  On the CPU backend, C-contiguous 64-byte-aligned numpy arrays and CPU torch
+  tensors are shared with XLA through DLPack (never written to: nothing in
+  this library donates its inputs); anything else is copied once.
+  """
+  if isinstance(x, jax.Array):
+    return x
+  if jax.default_backend() == "cpu":
+    if _is_torch(x) and x.device.type == "cpu" and x.data_ptr() % 64 == 0:
+      try:
+        return jax.dlpack.from_dlpack(x.detach().contiguous())
+      except (TypeError, ValueError, RuntimeError, BufferError):
+        pass
+    x = to_numpy(x, "array")
+    if not (x.flags.c_contiguous and x.flags.writeable
+            and x.ctypes.data % 64 == 0):
+      copy = aligned_zeros(x.shape, x.dtype, zero=False)
+      np.copyto(copy, x)
+      x = copy
+    try:
+      return jax.dlpack.from_dlpack(x)
+    except (TypeError, ValueError, RuntimeError, BufferError):
+      pass
+  return jnp.asarray(to_numpy(x, "array"))
 
 
 def check_float_array(x: np.ndarray, name: str) -> None:
@@ -103,7 +149,11 @@ def check_alpha(alpha) -> float:
 
 def check_image_shape(shape, name: str = "image") -> tuple[int, int, int, int]:
   """`[N, H, W, C]` with N, H, W >= 1 and C in (1, 3, 4)."""
-  shape = tuple(int(s) for s in shape)
+  try:
+    shape = tuple(operator.index(s) for s in shape)
+  except TypeError:
+    raise TypeError(f"{name}: expected a shape (N, H, W, C) of integers, "
+                    f"got {shape!r}") from None
   if len(shape) != 4:
     raise ValueError(f"{name}: expected rank 4 [N, H, W, C], got shape {shape}")
   if shape[3] not in CHANNELS:
@@ -116,15 +166,33 @@ def check_image_shape(shape, name: str = "image") -> tuple[int, int, int, int]:
 
 
 def check_image(image, name: str = "image"):
-  """Checks an IMAGE batch; returns it as a numpy or JAX array (no copy)."""
+  """Checks an IMAGE batch (float, or uint8); returns it as a numpy or JAX
+  array (no copy)."""
   if not (hasattr(image, "shape") and hasattr(image, "dtype")):
     raise TypeError(f"{name}: expected a numpy, torch or JAX array "
                     f"[N, H, W, C], got {type(image).__name__}")
   if _is_torch(image):
     image = to_numpy(image, name)
   check_image_shape(image.shape, name)
-  check_float_array(image, name)
+  if image.dtype != np.uint8:
+    check_float_array(image, name)
   return image
+
+
+def to_unit_float(x):
+  """uint8 pixels in [0, 255] as float32 in [0, 1]; anything else unchanged."""
+  if x.dtype != np.uint8:
+    return x
+  if isinstance(x, jax.Array):
+    return x.astype(jnp.float32) / 255
+  return np.asarray(x, np.float32) / np.float32(255)
+
+
+@jax.jit
+def from_unit_float(x):
+  """Float pixels in [0, 1] as uint8: `round(x * 255)` clipped to [0, 255]."""
+  return jnp.clip(jnp.round(x.astype(jnp.float32) * 255), 0, 255).astype(
+      jnp.uint8)
 
 
 # ----------------------------------------------------------------------------
@@ -143,7 +211,8 @@ class _Seg:
 
 def _ints(value, name: str, count: int = 4) -> tuple[int, ...]:
   try:
-    items = list(to_numpy(value, name).reshape(-1)) if hasattr(
+    # tolist: a 2-D or 0-d array is not 4 integers, and bools stay bools
+    items = list(to_numpy(value, name).tolist()) if hasattr(
         value, "shape") else list(value)
   except TypeError:
     raise TypeError(f"{name}: expected {count} integers, got {value!r}") from None
@@ -167,6 +236,14 @@ def _numbers(value, name: str) -> tuple:
     raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), "
                     f"got {value!r}")
   return tuple(v.item() if hasattr(v, "item") else v for v in items)
+
+
+def _check_coordinates(region, name: str, scaled_from=None) -> None:
+  # The core holds regions as int32 and offsets them by image-sized amounts.
+  if max(abs(v) for v in region) > MAX_COORDINATE:
+    origin = "" if scaled_from is None else f"{scaled_from} scales to "
+    raise ValueError(f"{name}: expected coordinates within "
+                     f"+-{MAX_COORDINATE}, got {origin}{region}")
 
 
 def _read_seg(seg, index: int, channels: int, frames: int,
@@ -194,7 +271,7 @@ def _read_seg(seg, index: int, channels: int, frames: int,
   crop = None
   name = f"{where}.cropped_image"
   if with_crops and seg.cropped_image is not None:
-    crop = to_numpy(seg.cropped_image, name)
+    crop = to_unit_float(to_numpy(seg.cropped_image, name))
     check_float_array(crop, name)
     if crop.ndim != 4 or min(crop.shape[:3]) < 1:
       raise ValueError(f"{name}: expected a non-empty [F, h, w, C] array, "
@@ -213,6 +290,7 @@ def _read_seg(seg, index: int, channels: int, frames: int,
   if x2 <= x1 or y2 <= y1:
     raise ValueError(f"{where}.crop_region: expected x1 < x2 and y1 < y2, "
                      f"got {region}")
+  _check_coordinates(region, f"{where}.crop_region")
   bbox = _numbers(seg.bbox, f"{where}.bbox")
   try:
     confidence = float(seg.confidence)
@@ -237,7 +315,7 @@ def _read_segs(segs) -> tuple[tuple[int, int], Sequence]:
                     f"integers, got {size!r}") from None
   if h0 < 0 or w0 < 0:
     raise ValueError(f"segs[0]: expected a non-negative size, got {(h0, w0)}")
-  if not isinstance(items, (list, tuple)):
+  if not isinstance(items, (list, tuple)) or hasattr(items, "cropped_mask"):
     raise TypeError(f"segs[1]: expected a list of SEG, got "
                     f"{type(items).__name__}")
   return (h0, w0), items
@@ -264,6 +342,7 @@ def _scale_match(seg: _Seg, index: int, rh: float, rw: float,
   if new_w <= 0 or new_h <= 0:
     raise ValueError(f"segs[1][{index}].crop_region: {seg.region} scales to "
                      f"{region}, an empty region (the node crashes here)")
+  _check_coordinates(region, f"segs[1][{index}].crop_region", seg.region)
   mask = resample.resize_bilinear(seg.mask, new_h, new_w)
   crop = None if seg.crop is None else resample.resize_crop(seg.crop, new_h,
                                                             new_w)
@@ -343,6 +422,10 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
       expected, wherever the node would crash or silently misbehave.
   """
   n, h, w, c = check_image_shape(image_shape, "image_shape")
+  if bucket_size is not None:
+    bucket_size = check_int(bucket_size, "bucket_size", 1, MAX_PADDED)
+  if max_segments is not None:
+    max_segments = check_int(max_segments, "max_segments", 0, MAX_PADDED)
   (h0, w0), items = _read_segs(segs)
   read = [_read_seg(s, i, c, n, with_crops) for i, s in enumerate(items)]
 
@@ -373,9 +456,9 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   crop_frames = [0 if s.crop is None else len(s.crop) for s in read]
   fc = max([f for f in crop_frames if f > 1], default=1)
   fm = n if any(m.ndim == 3 and len(m) > 1 for m in masks) else 1
-  crops = np.zeros((slots, fc, bucket, bucket, c) if with_crops else
-                   (slots, 1, 1, 1, c), np.float32)
-  packed_masks = np.zeros((slots, fm, bucket, bucket), np.float32)
+  crops = aligned_zeros((slots, fc, bucket, bucket, c) if with_crops else
+                        (slots, 1, 1, 1, c), np.float32)
+  packed_masks = aligned_zeros((slots, fm, bucket, bucket), np.float32)
   regions = np.zeros((slots, 4), np.int32)
   crop_sizes = np.zeros((slots, 2), np.int32)
   mask_sizes = np.ones((slots, 2), np.int32)

@@ -1,0 +1,274 @@
+"""Streaming: SEGS pasted into more frames than fit in memory, chunk by chunk.
+
+The SEGS are checked and packed once, for the whole sequence: the node's
+per-frame rules depend on the total frame count N (a crop or mask batch of
+N frames is used frame by frame, a mask batch of M != N frames is combined),
+so per-frame crops and masks are packed for all N frames and cut per chunk
+by global frame number. The frames themselves are read, pasted and handed
+back one fixed-size chunk at a time; the last chunk is padded to the same
+size, so one compiled program serves the whole stream. Chunk `i + 1` is
+dispatched before chunk `i` is handed back, so reading and writing frames
+overlaps the paste.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, Iterator
+
+import jax
+import numpy as np
+
+from segspaste_jax import convert
+from segspaste_jax.convert import pack_segs
+from segspaste_jax.paste import paste
+from segspaste_jax.shard import sharded_paste
+
+MAX_CHUNK = 1 << 20
+
+
+def _is_array(x) -> bool:
+  return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _count_frames(frames, num_frames, name: str) -> int:
+  """The total frame count: `num_frames`, else read off an array or a list."""
+  total = None
+  if _is_array(frames):
+    if len(frames.shape) != 4:
+      raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
+                       f"[H, W, C] frames, got shape {tuple(frames.shape)}")
+    total = frames.shape[0]
+  elif isinstance(frames, (list, tuple)) and all(map(_is_array, frames)):
+    total = sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
+  if num_frames is not None:
+    num_frames = convert.check_int(num_frames, "num_frames", 1, 1 << 40)
+    if total is not None and total != num_frames:
+      raise ValueError(f"num_frames: {num_frames}, but {name} holds "
+                       f"{total} frames")
+    return num_frames
+  if total is None:
+    raise ValueError(
+        f"num_frames: required when {name} is an iterator (the node's "
+        "per-frame crop and mask rules depend on the total frame count); "
+        f"pass num_frames=N, got a {type(frames).__name__}")
+  return total
+
+
+def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
+  """`[k, H, W, C]` numpy blocks, checked: an array sliced `step` frames at
+  a time, or the items of an iterable of frames `[H, W, C]` and chunks
+  `[k, H, W, C]`, which must all share one frame shape and dtype."""
+  if _is_array(frames):
+    items = (frames[i:i + step] for i in range(0, frames.shape[0], step))
+  else:
+    items = iter(frames)
+  first, seen = None, 0
+  for item in items:
+    if not _is_array(item):
+      raise TypeError(f"{name}[{seen}]: expected a numpy, torch or JAX array "
+                      f"frame [H, W, C] or chunk [k, H, W, C], got "
+                      f"{type(item).__name__}")
+    block = convert.to_numpy(item, f"{name}[{seen}]")
+    if block.ndim == 3:
+      block = block[None]
+    convert.check_image(block, f"{name}[{seen}]")
+    if first is None:
+      first = block.shape[1:], block.dtype
+    elif (block.shape[1:], block.dtype) != first:
+      raise ValueError(f"{name}[{seen}]: expected frames [H, W, C] = "
+                       f"{list(first[0])} of {first[1]} like the first, got "
+                       f"{list(block.shape[1:])} of {block.dtype}")
+    seen += len(block)
+    yield block
+
+
+def _rechunk(blocks: Iterable[np.ndarray], size: int
+             ) -> Iterator[tuple[np.ndarray, int]]:
+  """The same frames, `size` at a time: `(buffer, count)` pairs.
+
+  Each buffer is a new, 64-byte-aligned `[size, H, W, C]` array holding
+  `count` frames, then zeros (the last chunk's padding). Being new, it
+  cannot be overwritten by a reader that reuses its own frame buffer while
+  the paste still reads it (XLA's CPU client shares aligned host buffers).
+  """
+  buffer, count = None, 0
+  for block in blocks:
+    while len(block):
+      if buffer is None:
+        buffer = convert.aligned_zeros((size,) + block.shape[1:], block.dtype)
+      take = min(size - count, len(block))
+      buffer[count:count + take] = block[:take]
+      count += take
+      block = block[take:]
+      if count == size:
+        yield buffer, count
+        buffer, count = None, 0
+  if count:
+    yield buffer, count
+
+
+def _pad_frames(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+  """`x` zero-padded along `axis` to `size` entries."""
+  if x.shape[axis] == size:
+    return x
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, size - x.shape[axis])
+  return np.pad(x, pad)
+
+
+def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
+                      ref_image_opt=None, *, num_frames: int | None = None,
+                      chunk: int = 16, progress: bool = True, mesh=None,
+                      node_axis_mixup: bool = False,
+                      bucket_size: int | None = None,
+                      max_segments: int | None = None) -> Iterator[np.ndarray]:
+  """Pastes SEGS into a stream of frames, one fixed-size chunk at a time.
+
+  Same picture as `segs_paste(all_frames, segs, ...)`, holding no more
+  than a few chunks of frames at a time: frame `i` of the stream takes
+  frame `i` of each per-frame crop and mask. The SEGS are packed once and
+  every chunk runs the same compiled program (the last one is padded to the
+  chunk size). The arguments are checked by the call; the SEGS and the
+  first frames by the first `next()`, before anything is pasted.
+
+  Args:
+    frames: `[N, H, W, C]` array (numpy, memmap, torch or JAX: sliced a
+      chunk at a time), or an iterable of frames `[H, W, C]` and/or chunks
+      `[k, H, W, C]`; float in [0, 1], or uint8 in [0, 255].
+    segs: torch-style SEGS `((H0, W0), [SEG, ...])` for the whole sequence.
+    feather: int in 0..100.
+    alpha: number in 0..255.
+    ref_image_opt: optional reference frames, `[1, H, W, C]` (used for
+      every frame) or in the same forms as `frames`, read alongside them.
+    num_frames: the total frame count N; required when `frames` is an
+      iterator (its length is unknown, and the node's per-frame rules depend
+      on it); checked against the frames actually read.
+    chunk: frames per compiled call, 1 or more (with a mesh, a multiple of
+      its size splits evenly).
+    progress: show a tqdm progress bar over frames (on stderr).
+    mesh: optional `jax.sharding.Mesh` with a `"frames"` axis: each chunk is
+      split across its devices (see `sharded_paste`).
+    node_axis_mixup: see `segs_paste`.
+    bucket_size: see `pack_segs`.
+    max_segments: see `pack_segs`.
+
+  Yields:
+    `[k, H, W, C]` numpy arrays, the pasted frames in order, of the frames'
+    dtype (uint8 in, uint8 out, rounded); k is `min(chunk, N)` except for
+    the last chunk, which holds the rest.
+
+  Raises:
+    TypeError, ValueError: as `segs_paste`, naming the argument; also when
+      the frames are not all of one shape and dtype, or more or fewer than
+      `num_frames` arrive.
+  """
+  feather = convert.check_int(feather, "feather", 0, 100)
+  alpha = convert.check_alpha(alpha)
+  chunk = convert.check_int(chunk, "chunk", 1, MAX_CHUNK)
+  total = _count_frames(frames, num_frames, "frames")
+  single_ref = False
+  if ref_image_opt is not None and _is_array(ref_image_opt):
+    shape = tuple(ref_image_opt.shape)
+    if len(shape) != 4 or 1 < shape[0] < total:
+      raise ValueError(f"ref_image_opt: expected [N', H, W, C] with N' = 1 "
+                       f"or N' >= {total} (the frames), got shape {shape}")
+    single_ref = shape[0] == 1
+  return _stream(frames, segs, feather, alpha, ref_image_opt, single_ref,
+                 total, chunk, progress, mesh,
+                 dict(node_axis_mixup=node_axis_mixup,
+                      bucket_size=bucket_size, max_segments=max_segments))
+
+
+def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
+            chunk, progress, mesh, pack_kwargs):
+  size = min(chunk, total)
+  blocks = _blocks(frames, "frames", size)
+  first = next(blocks, None)
+  if first is None:
+    raise ValueError("frames: expected at least one frame, got none")
+  _, h, w, c = first.shape
+  as_uint8 = first.dtype == np.uint8
+
+  refs = None
+  if ref_image_opt is not None:
+    if single_ref:
+      ref = convert.to_numpy(ref_image_opt, "ref_image_opt")
+      refs = itertools.repeat((_checked_ref(ref, (h, w, c)), size))
+    else:
+      refs = ((_checked_ref(r, (h, w, c)), count) for r, count in _rechunk(
+          _blocks(ref_image_opt, "ref_image_opt", size), size))
+
+  packed = pack_segs(segs, (total, h, w, c), with_crops=refs is None,
+                     **pack_kwargs)
+  per_frame = {f: getattr(packed, f) for f in ("crops", "masks")
+               if getattr(packed, f).shape[1] > 1}
+  if mesh is None:  # shared fields go to the device once
+    shared = jax.tree_util.tree_map(
+        convert.to_jax, packed._replace(**{f: None for f in per_frame}))
+  else:
+    shared = packed
+
+  def run(start: int, image: np.ndarray, ref):
+    cut = {f: _pad_frames(x[:, start:start + size], size, axis=1)
+           for f, x in per_frame.items()}
+    if mesh is None:  # uint8 goes to the device as bytes
+      out = paste(convert.to_unit_float(convert.to_jax(image)),
+                  shared._replace(**cut), feather=feather, alpha=alpha,
+                  ref_image=None if ref is None else convert.to_jax(ref))
+    else:
+      out = sharded_paste(convert.to_unit_float(image),
+                          shared._replace(**cut), feather=feather,
+                          alpha=alpha, ref_image=ref, mesh=mesh)
+    return convert.from_unit_float(out) if as_uint8 else out
+
+  bar = _progress_bar(total, progress)
+  try:
+    pending, start = None, 0
+    for image, count in _rechunk(itertools.chain([first], blocks), size):
+      if start + count > total:
+        raise ValueError(f"num_frames: {total}, but frames holds more")
+      ref = None
+      if refs is not None:
+        ref, ref_count = next(refs, (None, 0))
+        if ref_count < count:
+          raise ValueError(f"ref_image_opt: has fewer frames than the "
+                           f"{total} frames")
+      out = run(start, image, ref)  # dispatched: runs while we hand back
+      if pending is not None:
+        yield _finish(pending, bar)
+      pending, start = (out, count), start + count
+    if start != total:
+      raise ValueError(f"num_frames: {total}, but frames holds {start}")
+    yield _finish(pending, bar)
+  finally:
+    if bar is not None:
+      bar.close()
+
+
+def _checked_ref(ref: np.ndarray, hwc) -> np.ndarray:
+  if tuple(ref.shape[1:]) != tuple(hwc):
+    raise ValueError(f"ref_image_opt: expected frames [H, W, C] = "
+                     f"{list(hwc)} like the image, got {list(ref.shape[1:])}")
+  convert.check_image(ref, "ref_image_opt")
+  ref = convert.to_unit_float(ref)
+  convert.check_finite(ref, "ref_image_opt")
+  return ref
+
+
+def _finish(pending, bar) -> np.ndarray:
+  out, count = pending
+  frames = np.asarray(out)[:count]
+  if bar is not None:
+    bar.update(count)
+  return frames
+
+
+def _progress_bar(total: int, show: bool):
+  if not show:
+    return None
+  try:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return tqdm(total=total, unit="frame", desc="segs_paste")

@@ -1,0 +1,127 @@
+"""`jax.grad` through `paste` against central finite differences, float64.
+
+`paste` blends in `promote(image dtype, float32)`, so float64 inputs under
+`jax.enable_x64` give float64 derivatives all the way through. The paste is
+a polynomial in the image, the crops, the masks, the reference image and
+alpha (the blur, the resize and the blend are linear in each), so central
+differences are exact up to rounding, and random directional derivatives
+check the whole gradient at once.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from segspaste_jax import SEG, pack_segs, paste
+
+N_DIRECTIONS = 3
+EPS = 1e-5
+
+
+@pytest.fixture
+def x64():
+  """64-bit JAX types inside the test only (a context: nothing leaks into
+  other tests of the same worker)."""
+  with jax.enable_x64(True):
+    yield
+
+
+def _packed(rng, n: int, ref: bool):
+  """Two SEGs on a 12x14 image: one overhanging the top-left corner (its
+  mask of another size than its crop: resized), one overhanging the
+  bottom-right (per-frame masks)."""
+  h, w, c = 12, 14, 3
+  segs = [
+      SEG(rng.random((n, 9, 10, c)), rng.random((7, 8)), 0.9,
+          (-3, -2, 7, 7), (0, 0, 5, 5), "a"),
+      SEG(rng.random((1, 8, 9, c)), rng.random((n, 8, 9)), 0.8,
+          (9, 6, 18, 14), (9, 6, 13, 11), "b"),
+  ]
+  packed = pack_segs(((h, w), segs), (n, h, w, c), bucket_size=16,
+                     max_segments=2, with_crops=not ref)
+  return rng.random((n, h, w, c)), packed
+
+
+def _directional_check(loss, args, rng):
+  """d/dt loss(args + t v) at 0: the gradient's dot with v, and the central
+  difference, for every argument and a few random directions."""
+  grads = jax.grad(loss, argnums=tuple(range(len(args))))(*args)
+  for k, (x, g) in enumerate(zip(args, grads)):
+    assert g.dtype == jnp.float64 and g.shape == jnp.shape(x)
+    for _ in range(N_DIRECTIONS):
+      v = rng.standard_normal(jnp.shape(x))
+      shifted = lambda t: loss(*(a + t * v if i == k else a
+                                 for i, a in enumerate(args)))
+      numeric = (shifted(EPS) - shifted(-EPS)) / (2 * EPS)
+      analytic = jnp.vdot(g, v)
+      np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8,
+                                 err_msg=f"argument {k}")
+
+
+@pytest.mark.parametrize("feather", [0, 2])
+@pytest.mark.parametrize("n", [1, 2])
+def test_grad_image_crops_masks_alpha(x64, feather, n):
+  rng = np.random.default_rng(10 * n + feather)
+  image, packed = _packed(rng, n, ref=False)
+  weights = rng.standard_normal(image.shape)
+
+  def loss(image, crops, masks, alpha):
+    p = packed._replace(crops=crops, masks=masks)
+    out = paste(image, p, feather=feather, alpha=alpha)
+    assert out.dtype == jnp.float64
+    return jnp.sum(weights * out + 0.5 * out ** 2)
+
+  args = (jnp.asarray(image), jnp.asarray(packed.crops, jnp.float64),
+          jnp.asarray(packed.masks, jnp.float64), jnp.float64(180.0))
+  _directional_check(loss, args, rng)
+
+
+@pytest.mark.parametrize("feather", [0, 2])
+def test_grad_with_ref_image(x64, feather):
+  rng = np.random.default_rng(20 + feather)
+  image, packed = _packed(rng, 2, ref=True)
+  ref = rng.random(image.shape)
+  weights = rng.standard_normal(image.shape)
+
+  def loss(image, ref, masks, alpha):
+    out = paste(image, packed._replace(masks=masks), feather=feather,
+                alpha=alpha, ref_image=ref)
+    return jnp.sum(weights * out + 0.5 * out ** 2)
+
+  args = (jnp.asarray(image), jnp.asarray(ref),
+          jnp.asarray(packed.masks, jnp.float64), jnp.float64(90.0))
+  _directional_check(loss, args, rng)
+
+
+def test_crop_pixels_off_the_image_get_no_gradient(x64):
+  """The overhanging parts of a crop (and its bucket padding) do not land
+  on the image, so nothing depends on them."""
+  rng = np.random.default_rng(30)
+  image, packed = _packed(rng, 1, ref=False)
+  grad = jax.grad(lambda crops: jnp.sum(paste(
+      jnp.asarray(image), packed._replace(crops=crops), feather=2) ** 2))(
+          jnp.asarray(packed.crops, jnp.float64))
+  grad = np.abs(np.asarray(grad))
+  # SEG 0 sits at (-3, -2): its first 2 rows and 3 columns are off the image
+  assert grad[0, :, :2].max() == 0 and grad[0, :, :, :3].max() == 0
+  assert grad[0, :, 2:9, 3:10].min() > 0
+  # SEG 1 at (9, 6) on a 12x14 image: rows 6.. and columns 5.. are off it
+  assert grad[1, :, 6:].max() == 0 and grad[1, :, :, 5:].max() == 0
+  assert grad[1, :, :6, :5].min() > 0
+
+
+def test_x64_does_not_leak():
+  with jax.enable_x64(True):
+    assert jnp.asarray(np.zeros(1)).dtype == jnp.float64
+  assert jnp.asarray(np.zeros(1)).dtype == jnp.float32
+
+
+def test_grad_alpha_at_zero(x64):
+  rng = np.random.default_rng(40)
+  image, packed = _packed(rng, 1, ref=False)
+  loss = lambda alpha: jnp.sum(paste(jnp.asarray(image), packed, feather=2,
+                                     alpha=alpha) ** 2)
+  numeric = (loss(EPS) - loss(-EPS)) / (2 * EPS)
+  np.testing.assert_allclose(jax.grad(loss)(jnp.float64(0.0)), numeric,
+                             rtol=1e-6)
