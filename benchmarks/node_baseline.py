@@ -8,6 +8,8 @@ clone of each frame. Nothing is vectorised over frames or segments on
 purpose. Arithmetic is in the inputs' dtype (float32 for ComfyUI data), as in
 the node.
 
+Like the node, it grows the output with one `torch.concat` per frame.
+
 It does not import the Impact Pack, ComfyUI or torchvision; the pieces the node
 borrows from them (`segs_scale_match`, `tensor_gaussian_blur_mask`,
 `GaussianBlur`, `tensor_paste`, `crop_image`, `to_binary_mask`) are written
@@ -289,7 +291,7 @@ def node_segs_paste(image, segs, feather: int = 5, alpha: int = 255,
   segs = segs_scale_match(segs, image.shape)
   num_frames = len(image)
 
-  result = []
+  result = None
   for i, single_image in enumerate(image):
     image_i = single_image.unsqueeze(0).clone()
     for seg in segs[1]:
@@ -304,5 +306,8 @@ def node_segs_paste(image, segs, feather: int = 5, alpha: int = 255,
       mask = gaussian_blur_mask(mask, feather) * (alpha / 255)
       x, y, *_ = seg.crop_region
       tensor_paste(image_i, ref_image, (int(x), int(y)), mask)
-    result.append(image_i)
-  return torch.cat(result, dim=0)
+    # The node grows its result one frame at a time (a copy of every frame
+    # so far, each time); that cost is part of what it does.
+    result = image_i if result is None else torch.concat((result, image_i),
+                                                          dim=0)
+  return result

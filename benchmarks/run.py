@@ -11,6 +11,8 @@ reported:
 
   a: `segspaste_jax.segs_paste` end to end, host numpy in, host numpy out
      (packing, transfer, compute, `block_until_ready`, `np.asarray`).
+  t: (a) with the image as a CPU torch tensor, as ComfyUI hands it over
+     (imported through DLPack without a copy).
   b: the jitted core `segspaste_jax.paste` on device-resident, pre-packed
      inputs (compute only).
   c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's
@@ -49,7 +51,7 @@ from benchmarks.node_baseline import node_segs_paste
 from benchmarks.workloads import WORKLOADS, make_workload
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
-VARIANTS = ("a", "b", "c", "d", "e")
+VARIANTS = ("a", "t", "b", "c", "d", "e")
 ALPHA = 255
 
 
@@ -118,6 +120,15 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
     result.block_until_ready()
     return np.asarray(result)
 
+  # ComfyUI's IMAGE: a CPU tensor in torch's own (64-byte aligned) memory
+  image_torch = torch.from_numpy(image).clone()
+
+  def run_t():
+    result = segspaste_jax.segs_paste(image_torch, segs, feather=feather,
+                                      alpha=ALPHA)
+    result.block_until_ready()
+    return np.asarray(result)
+
   def run_b():
     return segspaste_jax.paste(image_dev, packed_dev, feather=feather,
                                alpha=ALPHA).block_until_ready()
@@ -137,10 +148,11 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
                                alpha=ALPHA,
                                donate_image=True).block_until_ready()
 
-  fns = {"a": run_a, "b": run_b, "c": run_c, "d": run_d}
+  fns = {"a": run_a, "t": run_t, "b": run_b, "c": run_c, "d": run_d}
 
   # Warm-up round; keep (c)'s output for the a-vs-c check.
   run_a()
+  run_t()
   out_b = np.asarray(run_b())
   out_c = run_c().numpy()
   run_d()
@@ -198,15 +210,16 @@ def _fmt_ms(seconds: float) -> str:
 def print_table(results: dict) -> None:
   """Prints the median table (ms) for the results of `bench_workload`."""
   gpu = jax.default_backend() == "gpu"
-  headers = ["workload", "a ms", "b ms", "c ms", "d ms", "e ms", "c/a", "c/b",
-             "b/d", "e/d", "first call s", "max|a-c|"]
+  headers = ["workload", "a ms", "t ms", "b ms", "c ms", "d ms", "e ms",
+             "c/a", "c/t", "c/b", "b/d", "e/d", "first call s", "max|a-c|"]
   if gpu:
     headers.append("b GB/s")
   rows = []
   for name, r in results.items():
     m = r["median_s"]
-    row = [name, _fmt_ms(m["a"]), _fmt_ms(m["b"]), _fmt_ms(m["c"]),
-           _fmt_ms(m["d"]), _fmt_ms(m["e"]), f"{m['c'] / m['a']:.1f}",
+    row = [name, _fmt_ms(m["a"]), _fmt_ms(m["t"]), _fmt_ms(m["b"]),
+           _fmt_ms(m["c"]), _fmt_ms(m["d"]), _fmt_ms(m["e"]),
+           f"{m['c'] / m['a']:.1f}", f"{m['c'] / m['t']:.1f}",
            f"{m['c'] / m['b']:.1f}", f"{m['b'] / m['d']:.2f}",
            f"{m['e'] / m['d']:.2f}", f"{r['first_call_s']:.2f}",
            f"{r['max_abs_diff_a_vs_c']:.1e}"]
@@ -299,7 +312,8 @@ def main(argv=None) -> int:
     results[name] = bench_workload(name, repeats, seed=args.seed)
   print()
   print_table(results)
-  print("\na: segs_paste end to end (host in/out); b: jitted paste on device "
+  print("\na: segs_paste end to end (numpy in, host out); t: the same with "
+        "the image as a torch tensor (ComfyUI's IMAGE); b: jitted paste on device "
         "inputs; c: torch node baseline; d: numpy image.copy(); e: b with "
         "donate_image=True (in place). Medians.")
   tunables = os.environ.get("GLIBC_TUNABLES", "")
