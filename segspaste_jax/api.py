@@ -54,8 +54,7 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   ref = None
   if ref_image_opt is not None:
     ref = convert.check_image(ref_image_opt, "ref_image_opt")
-    if ref.shape[1:] != (h, w, c) or ref.shape[0] not in (1,) and (
-        ref.shape[0] < n):
+    if ref.shape[1:] != (h, w, c) or 1 < ref.shape[0] < n:
       raise ValueError(
           f"ref_image_opt: expected [N', {h}, {w}, {c}] with N' = 1 or "
           f"N' >= {n} (the image's frames), got shape {tuple(ref.shape)}")

@@ -8,8 +8,6 @@ top of earlier ones, as in the node); frames are handled by broadcasting.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import lax
