@@ -89,29 +89,22 @@ def aligned_zeros(shape, dtype, align: int = 64, zero: bool = True
 def to_jax(x):
   """A JAX array of `x` (numpy, torch or JAX), without a copy where possible.
 
-  On the CPU backend, C-contiguous 64-byte-aligned numpy arrays and CPU torch
-  tensors are shared with XLA through DLPack (never written to: nothing in
-  this library donates its inputs); anything else is copied once.
+  On the CPU backend `jax.device_put` shares C-contiguous, 64-byte aligned
+  host memory with XLA instead of copying it (never written to: nothing in
+  this library donates its inputs); torch CPU tensors are viewed as numpy
+  first. Anything else is copied once, by numpy into an aligned buffer.
+  (Not DLPack: XLA buffers imported through it sometimes abort the
+  interpreter at exit with JAX 0.10.)
   """
   if isinstance(x, jax.Array):
     return x
-  if jax.default_backend() == "cpu":
-    if _is_torch(x) and x.device.type == "cpu" and x.data_ptr() % 64 == 0:
-      try:
-        return jax.dlpack.from_dlpack(x.detach().contiguous())
-      except (TypeError, ValueError, RuntimeError, BufferError):
-        pass
-    x = to_numpy(x, "array")
-    if not (x.flags.c_contiguous and x.flags.writeable
-            and x.ctypes.data % 64 == 0):
-      copy = aligned_zeros(x.shape, x.dtype, zero=False)
-      np.copyto(copy, x)
-      x = copy
-    try:
-      return jax.dlpack.from_dlpack(x)
-    except (TypeError, ValueError, RuntimeError, BufferError):
-      pass
-  return jnp.asarray(to_numpy(x, "array"))
+  x = to_numpy(x, "array")
+  if jax.default_backend() == "cpu" and not (
+      x.flags.c_contiguous and x.ctypes.data % 64 == 0):
+    copy = aligned_zeros(x.shape, x.dtype, zero=False)
+    np.copyto(copy, x)
+    x = copy
+  return jax.device_put(x)
 
 
 def check_float_array(x: np.ndarray, name: str) -> None:
