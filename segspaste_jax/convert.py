@@ -132,9 +132,8 @@ def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:
   if _copy_pool is None:
     _copy_pool = concurrent.futures.ThreadPoolExecutor(
         _COPY_THREADS, thread_name_prefix="segspaste_copy")
-  for done in _copy_pool.map(lambda part: np.copyto(dst[part], src[part]),
-                             parts):
-    del done
+  # list(): wait for every part (and raise what any of them raised)
+  list(_copy_pool.map(lambda part: np.copyto(dst[part], src[part]), parts))
 
 
 def check_float_array(x: np.ndarray, name: str) -> None:

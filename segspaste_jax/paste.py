@@ -131,20 +131,21 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
                         jnp.clip(jnp.minimum(x2, w) - ox, 0)], axis=-1)
     active = packed.valid
 
-  gain = (jnp.asarray(alpha, compute) / 255) * active.astype(compute)
+  # Inactive segments never reach the blend (the cond below), so the gain
+  # is one scalar.
+  gain = jnp.asarray(alpha, compute) / 255
   crops = packed.crops
   if crops.shape[1] > 1:
     crops = crops[:, :n]  # crops may carry more frames than the image
   ys = jnp.clip(oy, 0, h - win_h)
   xs = jnp.clip(ox, 0, w - win_w)
 
-  per_segment = (packed.mask_sizes.astype(jnp.int32), ref_hw, gain, ys, xs,
-                 oy, ox)
+  per_segment = (packed.mask_sizes.astype(jnp.int32), ref_hw, ys, xs, oy, ox)
 
   def blend(frames, i):
     # Big per-segment arrays are cut here, inside the branch, where the cut
     # fuses into its consumer; passed in as scan inputs they would be copied.
-    mask_hw, ref_hw, gain, ys, xs, oy, ox = (
+    mask_hw, ref_hw, ys, xs, oy, ox = (
         lax.dynamic_index_in_dim(a, i, keepdims=False) for a in per_segment)
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
@@ -173,10 +174,10 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   def step(frames, i):
     # Padding segments and skipped SEGs do no work at all (a real branch
     # outside vmap): their blur would otherwise dominate small layouts.
-    # (Not `gain != 0`: at alpha 0 the gradient with respect to alpha lives.)
+    # (Not alpha != 0: at alpha 0 the gradient with respect to alpha lives.)
     return lax.cond(active[i], blend, lambda f, _: f, frames, i), None
 
-  out, _ = lax.scan(step, image, jnp.arange(gain.shape[0]))
+  out, _ = lax.scan(step, image, jnp.arange(active.shape[0]))
   return out
 
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from segspaste_jax import convert
 from segspaste_jax.paste import paste
 from segspaste_jax.segs import PackedSegs
 
@@ -78,8 +79,8 @@ def _place(x, mesh, spec: P, frame_axis: int | None, frames: int):
       raise ValueError(f"expected a global array of shape {shape} for a "
                        f"mesh of {mesh.shape[AXIS]} devices, got {x.shape}")
     return jax.device_put(x, sharding)
-  if hasattr(x, "detach"):  # torch
-    x = x.detach().cpu().numpy()
+  if hasattr(x, "detach"):  # torch, viewed as numpy as everywhere else
+    x = convert.to_numpy(x, "array")
   real = x.shape[frame_axis] if frame_axis is not None else None
 
   def read(index):
