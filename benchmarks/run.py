@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python -m benchmarks.run [--workloads W1,W2] [--repeats 7] [--json PATH]
-                             [--quick]
+                             [--quick] [--hugepages] [--impact-pack PATH]
 
 For each workload, in one process, four variants are timed, interleaved
 (a b c d a b c d ...) after one warm-up call of each, and their medians
@@ -17,6 +17,8 @@ reported:
      inputs (compute only).
   c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's
      loops).
+  n: with `--impact-pack PATH`, the real node's `SEGSPaste.doit` read from
+     that checkout (`benchmarks/impact_node.py`; needs torchvision).
   d: `image.copy()` in numpy, the floor for anything that returns a new image.
   e: (b) with `donate_image=True`: pasted into a device batch made (untimed)
      just before, with no new output buffer.
@@ -84,13 +86,16 @@ def _tree_nbytes(tree) -> int:
                  for leaf in jax.tree_util.tree_leaves(tree)))
 
 
-def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
-  """Times variants a-d on one workload.
+def bench_workload(name: str, repeats: int, seed: int = 0,
+                   node=None) -> dict:
+  """Times variants a-e (and n) on one workload.
 
   Args:
     name: workload name, a key of `WORKLOADS`.
     repeats: number of interleaved timed rounds (after one warm-up round).
     seed: workload seed.
+    node: the real node's `doit` (`benchmarks.impact_node.load_node`), timed
+      as variant n on the torch image; None to leave n out.
 
   Returns:
     A JSON-ready dict: raw times (s) and medians (s) per variant,
@@ -148,7 +153,12 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
                                alpha=ALPHA,
                                donate_image=True).block_until_ready()
 
-  fns = {"a": run_a, "t": run_t, "b": run_b, "c": run_c, "d": run_d}
+  def run_n():
+    return node(image_torch, segs, feather, ALPHA)
+
+  fns = {"a": run_a, "t": run_t, "b": run_b, "c": run_c, "d": run_d,
+         "n": run_n}
+  variants = VARIANTS + (("n",) if node is not None else ())
 
   # Warm-up round; keep (c)'s output for the a-vs-c check.
   run_a()
@@ -160,11 +170,14 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
   assert np.array_equal(out_e, out_b), "donated paste differs from paste"
   max_abs_a_c = float(np.max(np.abs(out_a - out_c)))
   max_abs_b_c = float(np.max(np.abs(out_b - out_c)))
+  max_abs_n_c = None
+  if node is not None:
+    max_abs_n_c = float(np.max(np.abs(run_n().numpy() - out_c)))
   del out_a, out_b, out_c, out_e
 
-  times = {k: [] for k in VARIANTS}
+  times = {k: [] for k in variants}
   for _ in range(repeats):
-    for k in VARIANTS:
+    for k in variants:
       if k == "e":
         buffer = fresh_image()
         times[k].append(_timed(lambda: run_e(buffer)))
@@ -190,6 +203,7 @@ def bench_workload(name: str, repeats: int, seed: int = 0) -> dict:
       "min_s": minima,
       "max_abs_diff_a_vs_c": max_abs_a_c,
       "max_abs_diff_b_vs_c": max_abs_b_c,
+      "max_abs_diff_n_vs_c": max_abs_n_c,
       "peak_rss_mb_before": rss_before,
       "peak_rss_mb_after": _peak_rss_mb(),
       "device_peak_bytes": _device_peak_bytes(),
@@ -210,8 +224,11 @@ def _fmt_ms(seconds: float) -> str:
 def print_table(results: dict) -> None:
   """Prints the median table (ms) for the results of `bench_workload`."""
   gpu = jax.default_backend() == "gpu"
+  with_node = all("n" in r["median_s"] for r in results.values())
   headers = ["workload", "a ms", "t ms", "b ms", "c ms", "d ms", "e ms",
              "c/a", "c/t", "c/b", "b/d", "e/d", "first call s", "max|a-c|"]
+  if with_node:
+    headers[7:7] = ["n ms", "n/a", "n/t", "n/b"]
   if gpu:
     headers.append("b GB/s")
   rows = []
@@ -223,6 +240,9 @@ def print_table(results: dict) -> None:
            f"{m['c'] / m['b']:.1f}", f"{m['b'] / m['d']:.2f}",
            f"{m['e'] / m['d']:.2f}", f"{r['first_call_s']:.2f}",
            f"{r['max_abs_diff_a_vs_c']:.1e}"]
+    if with_node:
+      row[7:7] = [_fmt_ms(m["n"]), f"{m['n'] / m['a']:.1f}",
+                  f"{m['n'] / m['t']:.1f}", f"{m['n'] / m['b']:.1f}"]
     if gpu:
       row.append(f"{r['b_gbps']:.1f}")
     rows.append(row)
@@ -276,6 +296,10 @@ def main(argv=None) -> int:
                            "torch's own choice)")
   parser.add_argument("--quick", action="store_true",
                       help="smoke test: 3 repeats of W1 and W3")
+  parser.add_argument("--impact-pack", default=None, metavar="PATH",
+                      help="a ComfyUI-Impact-Pack checkout: also time the "
+                           "real node as variant n (needs torchvision; see "
+                           "benchmarks/impact_node.py)")
   parser.add_argument("--hugepages", action="store_true",
                       help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
                            "so XLA's CPU buffers get transparent huge pages")
@@ -302,6 +326,10 @@ def main(argv=None) -> int:
 
   if args.torch_threads is not None:
     torch.set_num_threads(args.torch_threads)
+  node = None
+  if args.impact_pack:
+    from benchmarks.impact_node import load_node  # pylint: disable=g-import-not-at-top
+    node = load_node(args.impact_pack)
   env = environment()
   print(f"jax {env['jax_version']} on {env['jax_backend']} "
         f"{env['jax_devices']}; torch {env['torch_version']} "
@@ -309,13 +337,15 @@ def main(argv=None) -> int:
   results = {}
   for name in names:
     print(f"{name}: {WORKLOADS[name][1]} ...", flush=True)
-    results[name] = bench_workload(name, repeats, seed=args.seed)
+    results[name] = bench_workload(name, repeats, seed=args.seed, node=node)
   print()
   print_table(results)
   print("\na: segs_paste end to end (numpy in, host out); t: the same with "
         "the image as a torch tensor (ComfyUI's IMAGE); b: jitted paste on device "
         "inputs; c: torch node baseline; d: numpy image.copy(); e: b with "
-        "donate_image=True (in place). Medians.")
+        "donate_image=True (in place)"
+        + ("; n: the real Impact Pack node (torch image)" if node else "")
+        + ". Medians.")
   tunables = os.environ.get("GLIBC_TUNABLES", "")
   print("glibc malloc huge pages: "
         + ("on" if "glibc.malloc.hugetlb=1" in tunables else
