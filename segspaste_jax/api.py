@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from segspaste_jax import convert
-from segspaste_jax.paste import paste
+from segspaste_jax import convert, workspace
+from segspaste_jax.paste import paste, paste_into
 from segspaste_jax.shard import sharded_paste
 
 
@@ -65,14 +65,36 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   # Every check (pack_segs's included) runs before anything reaches JAX.
   packed = convert.pack_segs(segs, image.shape, with_crops=ref is None,
                              node_axis_mixup=node_axis_mixup,
-                             bucket_size=bucket_size, max_segments=max_segments)
+                             bucket_size=bucket_size, max_segments=max_segments,
+                             zero_padding=False)
   image = convert.to_unit_float(image)  # uint8: / 255, float32
   if mesh is not None:  # host arrays: each process reads only its shards
     out = sharded_paste(image, packed, feather=feather, alpha=alpha,
                         ref_image=ref, mesh=mesh)
   else:
     ref = None if ref is None else convert.to_jax(ref)
-    packed = jax.tree_util.tree_map(convert.to_jax, packed)
-    out = paste(convert.to_jax(image), packed, feather=feather, alpha=alpha,
-                ref_image=ref)
+    packed = convert.tree_to_jax(packed)
+    if workspace.worth_it(image.shape, image.dtype):
+      out = _paste_reusing_output(image, packed, feather, alpha, ref)
+    else:
+      out = paste(convert.to_jax(image), packed, feather=feather,
+                  alpha=alpha, ref_image=ref)
   return convert.from_unit_float(out) if as_uint8 else out
+
+
+def _paste_reusing_output(image, packed, feather, alpha, ref):
+  """`paste` into a kept XLA buffer, copied out into fresh numpy memory.
+
+  On the CPU backend a fresh XLA output faults its pages in one by one; a
+  kept buffer does not, nor does a pooled host buffer (see
+  `segspaste_jax.workspace`). Waits for the paste to finish.
+  """
+  buffer = workspace.take(image.shape, image.dtype)
+  result = paste_into(buffer, convert.to_jax(image, pooled=True), packed,
+                      feather=feather, alpha=alpha, ref_image=ref)
+  host = workspace.host_buffer(result.shape, result.dtype)
+  view = np.asarray(result)  # waits; shares the buffer's memory
+  convert.parallel_copy(host, view)
+  del view  # a buffer with a numpy view on it cannot be donated again
+  workspace.give_back(result)
+  return jax.device_put(host)  # aligned host memory: shared, not copied

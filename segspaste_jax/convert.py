@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import math
 import operator
 import os
@@ -21,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from segspaste_jax import resample
+from segspaste_jax import resample, workspace
 from segspaste_jax.segs import PackedSegs, SegsMeta, _Opaque
 
 SEG = collections.namedtuple(
@@ -34,7 +35,7 @@ SEG.__doc__ = "The Impact Pack's SEG record, field for field."
 _REQUIRED_FIELDS = ("cropped_image", "cropped_mask", "confidence",
                     "crop_region", "bbox", "label")
 CHANNELS = (1, 3, 4)
-MIN_BUCKET = 256   # one bucket covers every crop side up to 256
+MIN_BUCKET = 128   # one bucket covers every crop side up to 128
 BUCKET_STEP = 64
 MIN_SEGMENTS = 8
 # Masks may overshoot [0, 1] by float rounding (e.g. after an upstream
@@ -88,7 +89,7 @@ def aligned_zeros(shape, dtype, align: int = 64, zero: bool = True
   return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
-def to_jax(x):
+def to_jax(x, pooled: bool = False):
   """A JAX array of `x` (numpy, torch or JAX), without a copy where possible.
 
   On the CPU backend `jax.device_put` shares C-contiguous, 64-byte aligned
@@ -96,32 +97,68 @@ def to_jax(x):
   this library donates its inputs); torch CPU tensors are viewed as numpy
   first. Anything else is copied once, by numpy into an aligned buffer.
   (Not DLPack: XLA buffers imported through it sometimes abort the
-  interpreter at exit with JAX 0.10.)
+  interpreter at exit with JAX 0.10.) `pooled=True` takes that aligned
+  buffer from `workspace.host_empty` (reused from call to call).
   """
   if isinstance(x, jax.Array):
     return x
   x = to_numpy(x, "array")
   if jax.default_backend() == "cpu" and not (
       x.flags.c_contiguous and x.ctypes.data % 64 == 0):
-    copy = aligned_zeros(x.shape, x.dtype, zero=False)
+    copy = (workspace.host_empty(x.shape, x.dtype) if pooled
+            else aligned_zeros(x.shape, x.dtype, zero=False))
     parallel_copy(copy, x)
     x = copy
   return jax.device_put(x)
 
 
+def tree_to_jax(tree, pooled: bool = False):
+  """`to_jax` over a pytree's leaves, in one `jax.device_put` call."""
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  host = []
+  for leaf in leaves:
+    if isinstance(leaf, jax.Array):
+      host.append(leaf)
+      continue
+    leaf = to_numpy(leaf, "array")
+    if jax.default_backend() == "cpu" and leaf.nbytes >= 4096 and not (
+        leaf.flags.c_contiguous and leaf.ctypes.data % 64 == 0):
+      copy = (workspace.host_empty(leaf.shape, leaf.dtype) if pooled
+              else aligned_zeros(leaf.shape, leaf.dtype, zero=False))
+      parallel_copy(copy, leaf)
+      leaf = copy
+    host.append(leaf)
+  return jax.tree_util.tree_unflatten(treedef, jax.device_put(host))
+
+
 _COPY_THREADS = min(4, os.cpu_count() or 1)
 _COPY_MIN_BYTES = 8 << 20
+_TASK_BYTES = 2 << 20  # packing tasks: about this much destination each
 _copy_pool = None
+
+
+def _run_parallel(tasks):
+  """Runs the callables `tasks` on a few threads; returns their results.
+
+  numpy releases the GIL while copying and reducing, so host-side packing
+  scales with the cores (and the first touch of fresh pages with it).
+  """
+  global _copy_pool
+  if len(tasks) < 2 or _COPY_THREADS < 2:
+    return [task() for task in tasks]
+  if _copy_pool is None:
+    _copy_pool = concurrent.futures.ThreadPoolExecutor(
+        _COPY_THREADS, thread_name_prefix="segspaste_copy")
+  # list(): wait for every task (and raise what any of them raised)
+  return list(_copy_pool.map(lambda task: task(), tasks))
 
 
 def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:
   """`np.copyto(dst, src)`, split over a few threads for big arrays.
 
-  numpy releases the GIL while copying; a 200 MB batch copied into a fresh
-  aligned buffer took 93 ms on one thread and 19 ms on two here (the
-  first touch of the new pages parallelises too).
+  A 200 MB batch copied into a fresh aligned buffer took 93 ms on one
+  thread and 19 ms on two here.
   """
-  global _copy_pool
   if dst.nbytes < _COPY_MIN_BYTES or _COPY_THREADS < 2 or dst.ndim == 0:
     np.copyto(dst, src)
     return
@@ -129,11 +166,49 @@ def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:
   bounds = np.linspace(0, dst.shape[axis], _COPY_THREADS + 1).astype(int)
   parts = [(slice(None),) * axis + (slice(lo, hi),)
            for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-  if _copy_pool is None:
-    _copy_pool = concurrent.futures.ThreadPoolExecutor(
-        _COPY_THREADS, thread_name_prefix="segspaste_copy")
-  # list(): wait for every part (and raise what any of them raised)
-  list(_copy_pool.map(lambda part: np.copyto(dst[part], src[part]), parts))
+  _run_parallel([lambda part=part: np.copyto(dst[part], src[part])
+                 for part in parts])
+
+
+def _fill_rows(dst, src, r0: int, r1: int, check: bool, zero: bool) -> bool:
+  """Rows `r0:r1` of `dst [F, B, B, ...]` from `src [F or 1, h, w, ...]`.
+
+  Copies what `src` has there, zeroes the padding (if `zero`), and returns
+  whether the copied values are finite (True without looking unless
+  `check`).
+  """
+  h, w = src.shape[1:3]
+  ok = True
+  top = min(r1, h)
+  if top > r0:
+    part = src[:, r0:top]
+    np.copyto(dst[:, r0:top, :w], part)
+    if zero:
+      dst[:, r0:top, w:] = 0
+    if check:
+      ok = all_finite(part)
+  if zero and r1 > max(r0, h):
+    dst[:, max(r0, h):r1] = 0
+  return ok
+
+
+def _pad_tasks(dst, src, check: bool, zero: bool):
+  """Tasks filling `dst [F, B, B, ...]` from `src`, each about 2 MB."""
+  frames, rows = dst.shape[:2]
+  frame_bytes = dst[0].nbytes
+  if not zero:  # only the copied part counts
+    rows = min(rows, src.shape[1])
+    frame_bytes = src[0].nbytes
+  if frame_bytes >= _TASK_BYTES:  # big frames: split each by rows
+    pieces = min(rows, -(-frame_bytes // _TASK_BYTES))
+    bounds = np.linspace(0, rows, pieces + 1).astype(int)
+    return [lambda f=f, lo=lo, hi=hi: _fill_rows(
+        dst[f:f + 1], src[f:f + 1] if len(src) > 1 else src, lo, hi, check,
+        zero) for f in range(frames) for lo, hi in itertools.pairwise(bounds)]
+  step = max(1, _TASK_BYTES // max(frame_bytes, 1))
+  return [lambda f=f: _fill_rows(
+      dst[f:f + step], src[f:f + step] if len(src) > 1 else src, 0, rows,
+      check, zero) for f in range(0, frames, step)]
 
 
 def check_float_array(x: np.ndarray, name: str) -> None:
@@ -142,8 +217,20 @@ def check_float_array(x: np.ndarray, name: str) -> None:
                     f"{x.dtype}")
 
 
+def all_finite(x: np.ndarray) -> bool:
+  """Whether every value of a float array is finite, in one pass mostly.
+
+  A sum is finite exactly when every term is, unless finite terms overflow;
+  only then (or where there is a non-finite value) is each value tested.
+  """
+  with np.errstate(over="ignore", invalid="ignore"):
+    if math.isfinite(float(np.add.reduce(x, axis=None))):
+      return True
+  return bool(np.isfinite(x).all())
+
+
 def check_finite(x: np.ndarray, name: str) -> None:
-  if not np.isfinite(x).all():
+  if not all_finite(x):
     raise ValueError(f"{name}: contains NaN or infinite values")
 
 
@@ -269,7 +356,12 @@ def _check_coordinates(region, name: str, scaled_from=None) -> None:
 
 
 def _read_seg(seg, index: int, channels: int, frames: int,
-              with_crops: bool) -> _Seg:
+              with_crops: bool, check_crop_values: bool = True) -> _Seg:
+  """Reads and checks one SEG.
+
+  `check_crop_values=False` leaves the crop's finiteness to the caller
+  (`pack_segs` checks it while copying the crop, in the same pass).
+  """
   where = f"segs[1][{index}]"
   missing = [f for f in _REQUIRED_FIELDS if not hasattr(seg, f)]
   if missing:
@@ -284,8 +376,9 @@ def _read_seg(seg, index: int, channels: int, frames: int,
   if mask.ndim not in (2, 3) or min(mask.shape) < 1:
     raise ValueError(f"{name}: expected a non-empty [h, w] or [M, h, w] "
                      f"mask, got shape {mask.shape}")
-  check_finite(mask, name)
-  low, high = float(mask.min()), float(mask.max())
+  low, high = float(mask.min()), float(mask.max())  # NaN propagates
+  if not (math.isfinite(low) and math.isfinite(high)):
+    raise ValueError(f"{name}: contains NaN or infinite values")
   if low < -MASK_TOLERANCE or high > 1 + MASK_TOLERANCE:
     raise ValueError(f"{name}: expected values in [0, 1], got "
                      f"[{low:g}, {high:g}]")
@@ -305,7 +398,8 @@ def _read_seg(seg, index: int, channels: int, frames: int,
       raise ValueError(f"{name}: has {crop.shape[0]} frames for an image of "
                        f"{frames}; expected 1 (used for every frame) or at "
                        f"least {frames}")
-    check_finite(crop, name)
+    if check_crop_values:
+      check_finite(crop, name)
 
   region = _ints(seg.crop_region, f"{where}.crop_region")
   x1, y1, x2, y2 = region
@@ -400,7 +494,7 @@ def _round_up(value: int, step: int) -> int:
 
 
 def default_bucket_size(side: int) -> int:
-  """Bucket side for a largest crop/mask side: >= 256, a multiple of 64."""
+  """Bucket side for a largest crop/mask side: >= 128, a multiple of 64."""
   return max(MIN_BUCKET, _round_up(side, BUCKET_STEP))
 
 
@@ -414,7 +508,8 @@ def default_max_segments(count: int) -> int:
 
 def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
               max_segments: int | None = None, with_crops: bool = True,
-              node_axis_mixup: bool = False) -> PackedSegs:
+              node_axis_mixup: bool = False,
+              zero_padding: bool = True) -> PackedSegs:
   """Converts torch-style SEGS into a fixed-shape `PackedSegs` (numpy leaves).
 
   Applies the node's host-side rules: scale match when the SEGS' source size
@@ -428,13 +523,16 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
     segs: `((H0, W0), [SEG, ...])` with numpy/torch/JAX arrays, mixed freely.
     image_shape: `(N, H, W, C)` of the image the SEGS will be pasted into.
     bucket_size: padded side of crops and masks; default the largest side
-      rounded up to a multiple of 64, at least 256.
+      rounded up to a multiple of 64, at least 128.
     max_segments: padded segment count; default the next power of two, at
       least 8.
     with_crops: False skips `cropped_image` entirely (what the node does when
       `ref_image_opt` is given); the crops are then left empty.
     node_axis_mixup: scale crop regions as the node does (`y1` by the width's
       factor, `x2` by the height's); only differs for non-uniform scales.
+    zero_padding: False leaves the padding of crops and masks unwritten
+      (whatever the fresh memory holds): faster to pack, and `paste`
+      ignores it; `segs_paste` packs this way.
 
   Returns:
     A `PackedSegs` whose arrays are numpy, ready for `jax.device_put`.
@@ -449,9 +547,14 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   if max_segments is not None:
     max_segments = check_int(max_segments, "max_segments", 0, MAX_PADDED)
   (h0, w0), items = _read_segs(segs)
-  read = [_read_seg(s, i, c, n, with_crops) for i, s in enumerate(items)]
+  # Without a scale match, crops are checked for NaN and inf while they are
+  # packed (one pass over them, not two); a scale match resizes them first,
+  # so they are checked before.
+  rescaled = (h0, w0) != (h, w) and h0 != 0 and w0 != 0
+  read = [_read_seg(s, i, c, n, with_crops, check_crop_values=rescaled)
+          for i, s in enumerate(items)]
 
-  if (h0, w0) != (h, w) and h0 != 0 and w0 != 0:
+  if rescaled:
     rh, rw = h / h0, w / w0
     read = [_scale_match(s, i, rh, rw, node_axis_mixup)
             for i, s in enumerate(read)]
@@ -478,9 +581,14 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   crop_frames = [0 if s.crop is None else len(s.crop) for s in read]
   fc = max([f for f in crop_frames if f > 1], default=1)
   fm = n if any(m.ndim == 3 and len(m) > 1 for m in masks) else 1
-  crops = aligned_zeros((slots, fc, bucket, bucket, c) if with_crops else
-                        (slots, 1, 1, 1, c), np.float32)
-  packed_masks = aligned_zeros((slots, fm, bucket, bucket), np.float32)
+  # Not zeroed here: the tasks below write every element that is read (and,
+  # with zero_padding, the padding too), on a few threads.
+  # Without zero padding (segs_paste's own packing), from the reused pool.
+  empty = (workspace.host_empty if not zero_padding else
+           lambda shape, dtype: aligned_zeros(shape, dtype, zero=False))
+  crops = empty((slots, fc, bucket, bucket, c) if with_crops else
+                (slots, 1, 1, 1, c), np.float32)
+  packed_masks = empty((slots, fm, bucket, bucket), np.float32)
   regions = np.zeros((slots, 4), np.int32)
   crop_sizes = np.zeros((slots, 2), np.int32)
   mask_sizes = np.ones((slots, 2), np.int32)
@@ -489,23 +597,37 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   bboxes = np.zeros((slots, 4), np.float64)
   confidences = np.zeros((slots,), np.float64)
   mask_frames = np.zeros((slots,), np.int32)
+  crop_tasks, other_tasks = [], []
   for i, (s, m) in enumerate(zip(read, masks)):
     if s.crop is not None:
-      fh, fw = s.crop.shape[1:3]
-      if len(s.crop) == 1:
-        crops[i, :, :fh, :fw] = s.crop  # one frame serves every frame
-      else:
-        parallel_copy(crops[i, :len(s.crop), :fh, :fw], s.crop)
-      crop_sizes[i] = fh, fw
+      # frames past the crop's own (when it has 1: that one serves all)
+      crop_tasks.append((i, _pad_tasks(crops[i, :len(s.crop)] if len(s.crop)
+                                       > 1 else crops[i], s.crop,
+                                       check=not rescaled, zero=zero_padding)))
+      if zero_padding and 1 < len(s.crop) < fc:
+        crops[i, len(s.crop):] = 0
+      crop_sizes[i] = s.crop.shape[1:3]
       has_crop[i] = True
-    mh, mw = m.shape[-2:]
-    packed_masks[i, :, :mh, :mw] = m
-    mask_sizes[i] = mh, mw
+    elif with_crops and zero_padding:
+      crops[i] = 0
+    other_tasks += _pad_tasks(packed_masks[i], m if m.ndim == 3 else m[None],
+                              check=False, zero=zero_padding)
+    mask_sizes[i] = m.shape[-2:]
     mask_frames[i] = len(m) if m.ndim == 3 else 0
     regions[i] = s.region
     valid[i] = True
     bboxes[i] = s.bbox
     confidences[i] = s.confidence
+  if zero_padding:
+    crops[count:] = 0
+    packed_masks[count:] = 0
+  flat = [t for _, tasks in crop_tasks for t in tasks] + other_tasks
+  results = iter(_run_parallel(flat))
+  for i, tasks in crop_tasks:
+    finite = [next(results) for _ in tasks]  # all of them: keep in step
+    if not all(finite):
+      raise ValueError(f"segs[1][{i}].cropped_image: contains NaN or "
+                       "infinite values")
 
   meta = SegsMeta(source_size=(h0, w0),
                   labels=tuple(s.label for s in read),

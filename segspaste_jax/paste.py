@@ -79,6 +79,15 @@ def _shifted_window(a, dy, dx, height: int, width: int):
   return lax.dynamic_slice(padded, start, sizes)
 
 
+def _inside(shape, dy, dx, size):
+  """`[h, w]` bool: entry `(u, v)` is True where `(u + dy, v + dx)` lies in
+  `[0, size[0]) x [0, size[1])`."""
+  rows = jnp.arange(shape[0]) + dy
+  cols = jnp.arange(shape[1]) + dx
+  return (((rows >= 0) & (rows < size[0]))[:, None]
+          & ((cols >= 0) & (cols < size[1]))[None, :])
+
+
 def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
           ref_image=None, donate_image: bool = False):
   """Feathers each packed mask and blends its crop into every frame.
@@ -148,6 +157,8 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     mask_hw, ref_hw, ys, xs, oy, ox = (
         lax.dynamic_index_in_dim(a, i, keepdims=False) for a in per_segment)
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
+    # Padding may hold anything (`pack_segs(zero_padding=False)`): zero it.
+    mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
     m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
                       (ys - oy, xs - ox), (win_h, win_w), feather)
     m = m[..., None] * gain
@@ -158,15 +169,17 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     if ref_image is None:
       crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
       ref = _shifted_window(crop, ys - oy, xs - ox, win_h, win_w)
+      # Only the crop's own pixels (its padding may hold anything); 0, not
+      # `under`, beside them: the mask is 0 there, and 0 * inf is NaN.
+      inside = _inside((win_h, win_w), ys - oy, xs - ox, ref_hw)
+      ref = jnp.where(inside[..., None], ref, 0)
     else:
       ref = lax.dynamic_slice(ref_image, start,
                               (ref_image.shape[0], win_h, win_w, c))
-      # Only the region's own pixels: no 0 * inf from pixels beside it.
-      rows = ys + jnp.arange(win_h) - oy
-      cols = xs + jnp.arange(win_w) - ox
-      inside = (((rows >= 0) & (rows < ref_hw[0]))[:, None, None]
-                & ((cols >= 0) & (cols < ref_hw[1]))[None, :, None])
-      ref = jnp.where(inside, ref, under)
+      # Only the region's own pixels: no 0 * inf from pixels beside it
+      # (nor from a non-finite image under them).
+      inside = _inside((win_h, win_w), ys - oy, xs - ox, ref_hw)
+      ref = jnp.where(inside[..., None], ref, 0)
     blended = (1 - m) * under + m * ref.astype(compute)
     return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
                                     start)
@@ -181,6 +194,30 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   return out
 
 
+def _copy_into_core(buffer, image):
+  """`image`, written into `buffer`."""
+  # `buffer` stays a parameter (keep_unused) so that XLA writes there.
+  return image.astype(buffer.dtype)
+
+
+def paste_into(buffer, image, packed: PackedSegs, *, feather: int = 5,
+               alpha=255, ref_image=None):
+  """`paste`, written into `buffer` instead of a new array.
+
+  `buffer` is a JAX array of the image's shape and dtype that the caller no
+  longer needs: it is donated (deleted) and the result occupies its memory.
+  This is how `segs_paste` reuses one output buffer from call to call on the
+  CPU backend (see `segspaste_jax.workspace`).
+  """
+  # Two programs: a copy into the buffer, then the donated paste in place.
+  # (One program starting its segment loop from `image` runs the loop in a
+  # fresh buffer and copies that into `buffer` at the end.)
+  return _paste_jit_donated(_copy_into_jit(buffer, image),
+                            packed.strip_meta(), feather=int(feather),
+                            alpha=alpha, ref_image=ref_image)
+
+
 _paste_jit = jax.jit(_paste_core, static_argnames=("feather",))
+_copy_into_jit = jax.jit(_copy_into_core, donate_argnums=0, keep_unused=True)
 _paste_jit_donated = jax.jit(_paste_core, static_argnames=("feather",),
                              donate_argnums=0)

@@ -78,14 +78,15 @@ def test_inputs_unchanged(seed, as_torch):
 
 
 def test_no_recompile_within_a_bucket(compile_counter):
-  """50 layouts of 1-8 segments, sides 32-256: one compiled program."""
+  """50 layouts of 1-8 segments, sides 32-128: one compiled program."""
   rng = np.random.default_rng(0)
   image = rng.random((2, 300, 400, 3)).astype(np.float32)
-  segs_paste(image, _layout(rng, 2, 300, 400, 3), feather=5)  # warm-up
+  sides = (32, 128)  # one bucket: the smallest
+  segs_paste(image, _layout(rng, 2, 300, 400, 3, sides), feather=5)  # warm-up
   compile_counter.clear()
   for _ in range(50):
     count = int(rng.integers(1, 9))
-    segs_paste(image, _layout(rng, 2, 300, 400, count), feather=5,
+    segs_paste(image, _layout(rng, 2, 300, 400, count, sides), feather=5,
                alpha=int(rng.integers(0, 256))).block_until_ready()
   assert compile_counter == []
 
@@ -179,7 +180,9 @@ def test_pack_unpack_round_trip():
 
 def test_bucket_shapes():
   rng = np.random.default_rng(5)
-  packed = pack_segs(_layout(rng, 1, 300, 300, 3, (32, 256)), (1, 300, 300, 3))
+  packed = pack_segs(_layout(rng, 1, 300, 300, 3, (32, 100)), (1, 300, 300, 3))
+  assert packed.bucket == (8, 128)
+  packed = pack_segs(_layout(rng, 1, 300, 300, 3, (200, 256)), (1, 300, 300, 3))
   assert packed.bucket == (8, 256)
   packed = pack_segs(_layout(rng, 1, 500, 500, 9, (200, 300)), (1, 500, 500, 3))
   assert packed.bucket == (16, 320)

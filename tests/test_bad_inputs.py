@@ -515,8 +515,9 @@ def _footprint(shape, regions):
   return inside
 
 
+@pytest.mark.parametrize("with_ref", [False, True])
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, "mixed"])
-def test_non_finite_image_passes_through(bad):
+def test_non_finite_image_passes_through(bad, with_ref):
   """NaN/inf in `image` are not checked: they stay where they are, alone."""
   rng = _rng(11)
   image = _image()
@@ -529,13 +530,15 @@ def test_non_finite_image_passes_through(bad):
                   _seg(region=regions[1], seed=2,
                        mask=np.ones((14, 20), np.float32))]
   before = image.copy()
-  got = np.asarray(segs_paste(image, segs, feather=FEATHER))
+  ref = _rng(12).random(image.shape).astype(np.float32) if with_ref else None
+  got = np.asarray(segs_paste(image, segs, feather=FEATHER, ref_image_opt=ref))
   assert _bits(image).tobytes() == _bits(before).tobytes()
   outside = ~_footprint(image.shape, regions)
   np.testing.assert_array_equal(_bits(got)[outside], _bits(image)[outside])
   # non-finite pixels stay non-finite, finite ones finite: nothing spreads
   np.testing.assert_array_equal(np.isfinite(got), np.isfinite(image))
-  expected = reference.segs_paste(image, segs, feather=FEATHER)
+  expected = reference.segs_paste(image, segs, feather=FEATHER,
+                                  ref_image_opt=ref)
   finite = np.isfinite(image)
   np.testing.assert_allclose(got[finite], expected[finite], rtol=0, atol=1e-5)
 

@@ -1,0 +1,163 @@
+"""Reused output buffers for `segs_paste` on the CPU backend.
+
+A paste that returns a new batch writes all of it. On the CPU backend XLA
+takes every output buffer fresh from glibc `malloc`, which serves blocks over
+32 MiB with a new `mmap` and returns them with `munmap` when freed: each
+call then faults its whole output in, 4 KiB at a time. On a 2-core VM a
+200 MB batch costs about 60 ms of page faults for 10 ms of work (numpy's
+own allocations ask for transparent huge pages and fault about 20x less).
+
+So for large batches `segs_paste` keeps one XLA buffer per batch shape and
+pastes into it in place (donated, `lax` writes only the segments' windows
+after copying the image in), then copies the result on a few threads into
+fresh numpy memory that it hands back as a JAX array without another copy.
+The buffer stays with this module for the next call of the same shape.
+
+Nothing here runs where it would not pay: on other backends (device memory
+is pooled), for batches under 32 MiB (glibc reuses those), when glibc was
+told to back `malloc` with huge pages (`GLIBC_TUNABLES` with
+`glibc.malloc.hugetlb`) or to keep freed memory
+(`segspaste_jax.host_memory.keep_freed_memory`), or when the environment
+variable `SEGSPASTE_JAX_REUSE_OUTPUT` is `0`.
+
+The host side has the same problem with every large numpy array it makes
+fresh: the aligned copy of an unaligned numpy image, the packed crops and
+masks, the result. Freed, they go back to the system; made again, they fault
+again (on this project's VMs the cost of faulting freshly freed huge pages
+varied by 10x from run to run). `host_buffer` hands out numpy buffers from a
+small pool instead, each reused once nothing else refers to it: not the JAX
+array that shares its memory, not a numpy view of it. A result the caller
+keeps is never written to; its buffer just stays out of the pool's reach
+until it is dropped.
+
+`release()` drops the kept buffers (device and host); at most `MAX_KEPT`
+shapes are kept on each side, the least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import sys
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from segspaste_jax import host_memory
+
+ENV_VAR = "SEGSPASTE_JAX_REUSE_OUTPUT"
+MIN_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold
+MAX_KEPT = 2
+HOST_PER_SHAPE = 3  # e.g. crops, masks and results of one shape
+
+_lock = threading.Lock()
+_kept: collections.OrderedDict = collections.OrderedDict()
+
+
+def worth_it(shape, dtype) -> bool:
+  """Whether `segs_paste` should paste a batch of this shape into a kept
+  buffer (see the module docstring)."""
+  if os.environ.get(ENV_VAR, "").strip() == "0":
+    return False
+  if jax.default_backend() != "cpu":
+    return False
+  if int(np.prod(shape)) * np.dtype(dtype).itemsize < MIN_BYTES:
+    return False
+  if "glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", ""):
+    return False
+  return not host_memory.is_applied()
+
+
+def take(shape, dtype) -> jax.Array:
+  """A buffer of `shape` and `dtype` to donate: a kept one, or a new one."""
+  key = (tuple(shape), np.dtype(dtype).str)
+  with _lock:
+    buffer = _kept.pop(key, None)
+  if buffer is None or buffer.is_deleted():
+    buffer = jnp.empty(shape, dtype)
+  return buffer
+
+
+def give_back(buffer: jax.Array) -> None:
+  """Keeps `buffer` (which nothing else may hold) for the next `take`."""
+  key = (tuple(buffer.shape), np.dtype(buffer.dtype).str)
+  with _lock:
+    _kept[key] = buffer
+    _kept.move_to_end(key)
+    while len(_kept) > MAX_KEPT:
+      _kept.popitem(last=False)
+
+
+@dataclasses.dataclass
+class _HostEntry:
+  array: np.ndarray  # what callers get: an aligned view of `base`
+  base: np.ndarray   # the allocation; JAX's zero-copy arrays hold this
+  counts: tuple = ()
+
+  def refcounts(self) -> tuple:
+    return sys.getrefcount(self.array), sys.getrefcount(self.base)
+
+
+_host: collections.OrderedDict = collections.OrderedDict()
+
+
+def host_empty(shape, dtype) -> np.ndarray:
+  """`host_buffer` for buffers of 8 MiB and more, a fresh one below."""
+  if int(np.prod(shape)) * np.dtype(dtype).itemsize < MIN_BYTES // 4:
+    return _aligned_empty(shape, dtype)
+  return host_buffer(shape, dtype)
+
+
+def host_buffer(shape, dtype) -> np.ndarray:
+  """A 64-byte aligned numpy buffer that nothing else refers to (junk-filled).
+
+  From the pool when one of `shape` and `dtype` is free, else new (and
+  pooled, up to `HOST_PER_SHAPE` per shape).
+  """
+  key = (tuple(int(d) for d in shape), np.dtype(dtype).str)
+  with _lock:
+    entries = _host.pop(key, [])
+    _host[key] = entries
+    while len(_host) > MAX_KEPT * HOST_PER_SHAPE:
+      _host.popitem(last=False)
+    for entry in entries:
+      if entry.refcounts() == entry.counts:
+        return entry.array
+    if len(entries) >= HOST_PER_SHAPE:
+      return _aligned_empty(shape, dtype)
+    entry = _new_entry(shape, dtype)
+    entries.append(entry)
+    return entry.array
+
+
+def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
+  dtype = np.dtype(dtype)
+  raw = np.empty(int(np.prod(shape)) * dtype.itemsize + align, np.uint8)
+  offset = (-raw.ctypes.data) % align
+  return raw[offset:offset + raw.size - align].view(dtype).reshape(shape)
+
+
+def _new_entry(shape, dtype) -> _HostEntry:
+  array = _aligned_empty(shape, dtype)
+  entry = _HostEntry(array, array.base)
+  del array
+  entry.counts = entry.refcounts()  # as seen when only the pool holds it
+  return entry
+
+
+def release() -> None:
+  """Drops every kept buffer (their memory goes back to the system)."""
+  with _lock:
+    _kept.clear()
+    _host.clear()
+
+
+def kept_bytes() -> int:
+  """Bytes held in kept buffers now (device and host)."""
+  with _lock:
+    return (sum(b.nbytes for b in _kept.values())
+            + sum(e.base.nbytes for entries in _host.values()
+                  for e in entries))

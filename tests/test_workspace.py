@@ -1,0 +1,228 @@
+"""Reused buffers (segspaste_jax.workspace) and padding that holds junk."""
+
+import gc
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from segspaste_jax import SEG, pack_segs, paste, segs_paste, workspace
+from tests import reference
+
+SHAPE = (4, 256, 256)
+
+
+@pytest.fixture(autouse=True)
+def _clean_pools():
+  workspace.release()
+  yield
+  workspace.release()
+
+
+@pytest.fixture
+def reuse_small(monkeypatch):
+  """Makes segs_paste take the reusing path for test-sized batches."""
+  monkeypatch.setattr(workspace, "MIN_BYTES", 0)
+  monkeypatch.delenv(workspace.ENV_VAR, raising=False)
+  monkeypatch.setenv("GLIBC_TUNABLES", "")
+  assert workspace.worth_it((1, 8, 8, 3), np.float32)
+
+
+def _pointer(a):
+  return a.ctypes.data
+
+
+def test_host_buffer_is_aligned_and_reused_once_free():
+  a = workspace.host_buffer(SHAPE, np.float32)
+  assert a.shape == SHAPE and a.dtype == np.float32
+  assert _pointer(a) % 64 == 0 and a.flags.writeable
+  first = _pointer(a)
+  b = workspace.host_buffer(SHAPE, np.float32)
+  assert _pointer(b) != first  # `a` is still held
+  del a, b
+  c = workspace.host_buffer(SHAPE, np.float32)
+  assert _pointer(c) == first
+
+
+@pytest.mark.parametrize("holder", ["jax", "numpy view", "numpy view of jax"])
+def test_host_buffer_is_not_reused_while_referenced(holder):
+  a = workspace.host_buffer(SHAPE, np.float32)
+  first = _pointer(a)
+  if holder == "jax":
+    kept = jax.device_put(a)
+  elif holder == "numpy view":
+    kept = a[1:, ::2]
+  else:
+    kept = np.asarray(jax.device_put(a))
+  del a
+  gc.collect()
+  for _ in range(workspace.HOST_PER_SHAPE + 1):
+    assert _pointer(workspace.host_buffer(SHAPE, np.float32)) != first
+  del kept
+  gc.collect()
+  assert _pointer(workspace.host_buffer(SHAPE, np.float32)) == first
+
+
+def test_host_pool_is_bounded_and_released():
+  held = [workspace.host_buffer(SHAPE, np.float32)
+          for _ in range(workspace.HOST_PER_SHAPE + 2)]
+  assert len({_pointer(a) for a in held}) == len(held)
+  per_buffer = int(np.prod(SHAPE)) * 4
+  assert workspace.kept_bytes() <= (workspace.HOST_PER_SHAPE + 1) * per_buffer
+  del held
+  workspace.release()
+  assert workspace.kept_bytes() == 0
+
+
+def _layout(rng, n, h, w, count):
+  segs = []
+  for _ in range(count):
+    sh, sw = (int(v) for v in rng.integers(20, 60, 2))
+    x1, y1 = int(rng.integers(-5, w - 10)), int(rng.integers(-5, h - 10))
+    segs.append(SEG(rng.random((n, sh, sw, 3), np.float32),
+                    rng.random((sh, sw), np.float32), 0.9,
+                    (x1, y1, x1 + sw, y1 + sh), (x1, y1, x1 + sw, y1 + sh),
+                    "face"))
+  return (h, w), segs
+
+
+def test_reused_output_matches_and_earlier_results_stay(reuse_small):
+  rng = np.random.default_rng(0)
+  images = [rng.random((2, 96, 128, 3), np.float32) for _ in range(4)]
+  layouts = [_layout(rng, 2, 96, 128, 3) for _ in range(4)]
+  before = [im.copy() for im in images]
+  results = [segs_paste(im, segs, feather=3) for im, segs in
+             zip(images, layouts)]
+  copies = [np.array(r) for r in results]
+  # more calls of the same shape: earlier results must not change
+  for im, segs in zip(images, layouts):
+    segs_paste(im, segs, feather=3).block_until_ready()
+  for im, segs, result, copy, orig in zip(images, layouts, results, copies,
+                                          before):
+    np.testing.assert_array_equal(np.asarray(result), copy)
+    np.testing.assert_array_equal(im, orig)
+    expected = reference.segs_paste(im, segs, feather=3)
+    np.testing.assert_allclose(copy, expected, rtol=0, atol=1e-5)
+  assert workspace.kept_bytes() > 0
+
+
+def test_reused_output_agrees_with_paste_exactly(reuse_small):
+  rng = np.random.default_rng(1)
+  image = rng.random((3, 80, 100, 3), np.float32)
+  segs = _layout(rng, 3, 80, 100, 5)
+  packed = pack_segs(segs, image.shape)
+  expected = np.asarray(paste(jnp.asarray(image), packed, feather=4,
+                              alpha=200))
+  for _ in range(3):
+    got = np.asarray(segs_paste(image, segs, feather=4, alpha=200))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_reused_output_can_be_donated_later(reuse_small):
+  rng = np.random.default_rng(2)
+  image = rng.random((1, 64, 64, 3), np.float32)
+  segs = _layout(rng, 1, 64, 64, 2)
+  first = segs_paste(image, segs, feather=2)
+  copy = np.array(first)
+  packed = pack_segs(segs, image.shape)
+  again = paste(first, packed, feather=2, donate_image=True)
+  expected = reference.segs_paste(copy, segs, feather=2)
+  np.testing.assert_allclose(np.asarray(again), expected, rtol=0, atol=1e-5)
+
+
+def test_environment_variable_turns_reuse_off(monkeypatch):
+  monkeypatch.setattr(workspace, "MIN_BYTES", 0)
+  monkeypatch.setenv("GLIBC_TUNABLES", "")
+  monkeypatch.setenv(workspace.ENV_VAR, "0")
+  assert not workspace.worth_it((1, 8, 8, 3), np.float32)
+  monkeypatch.setenv(workspace.ENV_VAR, "1")
+  assert workspace.worth_it((1, 8, 8, 3), np.float32) == (
+      jax.default_backend() == "cpu")
+  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+  assert not workspace.worth_it((1, 8, 8, 3), np.float32)
+
+
+def test_junk_in_padding_is_ignored():
+  """`paste` reads nothing of the padding (`zero_padding=False` packs)."""
+  rng = np.random.default_rng(3)
+  image = rng.random((2, 70, 90, 3), np.float32)
+  segs = _layout(rng, 2, 70, 90, 4)
+  clean = pack_segs(segs, image.shape)
+  dirty = pack_segs(segs, image.shape)
+  crops, masks = np.array(dirty.crops), np.array(dirty.masks)
+  for i, ((ch, cw), (mh, mw)) in enumerate(zip(dirty.crop_sizes,
+                                               dirty.mask_sizes)):
+    crops[i, :, ch:] = np.nan
+    crops[i, :, :, cw:] = np.inf
+    masks[i, :, mh:] = np.nan
+    masks[i, :, :, mw:] = -np.inf
+  crops[len(segs[1]):] = np.nan
+  masks[len(segs[1]):] = np.nan
+  dirty = dirty._replace(crops=crops, masks=masks)
+  for feather in (0, 3, 15):
+    want = np.asarray(paste(jnp.asarray(image), clean, feather=feather))
+    got = np.asarray(paste(jnp.asarray(image), dirty, feather=feather))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fast_packing_matches_zero_padded_packing():
+  rng = np.random.default_rng(4)
+  segs = _layout(rng, 3, 100, 100, 3)
+  padded = pack_segs(segs, (3, 100, 100, 3))
+  fast = pack_segs(segs, (3, 100, 100, 3), zero_padding=False)
+  count = len(segs[1])  # padding slots hold junk in `fast`
+  for i, ((ch, cw), (mh, mw)) in enumerate(zip(padded.crop_sizes[:count],
+                                               padded.mask_sizes[:count])):
+    np.testing.assert_array_equal(fast.crops[i, :, :ch, :cw],
+                                  padded.crops[i, :, :ch, :cw])
+    np.testing.assert_array_equal(fast.masks[i, :, :mh, :mw],
+                                  padded.masks[i, :, :mh, :mw])
+  crops, masks = np.asarray(padded.crops), np.asarray(padded.masks)
+  for i, ((ch, cw), (mh, mw)) in enumerate(zip(padded.crop_sizes,
+                                               padded.mask_sizes)):
+    assert not crops[i, :, ch:].any() and not crops[i, :, :, cw:].any()
+    assert not masks[i, :, mh:].any() and not masks[i, :, :, mw:].any()
+  for leaf in ("regions", "crop_sizes", "mask_sizes", "valid", "has_crop"):
+    np.testing.assert_array_equal(getattr(fast, leaf), getattr(padded, leaf))
+
+
+_KEEP_FREED = """
+import sys
+from segspaste_jax import host_memory
+assert not host_memory.is_applied()
+ok = host_memory.keep_freed_memory()
+assert ok == host_memory.is_applied()
+import jax.numpy as jnp, numpy as np
+x = jnp.ones((64, 1024, 1024), jnp.float32)
+assert float((x * 2).sum()) == 2 * x.size
+print("applied" if ok else "not glibc")
+"""
+
+
+def test_keep_freed_memory_in_a_subprocess():
+  out = subprocess.run([sys.executable, "-c", _KEEP_FREED], check=True,
+                       capture_output=True, text=True,
+                       env={**os.environ, "SEGSPASTE_JAX_KEEP_FREED_MEMORY": ""})
+  assert out.stdout.strip() in ("applied", "not glibc")
+  if sys.platform.startswith("linux"):
+    assert out.stdout.strip() == "applied"
+
+
+def test_keep_freed_memory_from_the_environment():
+  code = ("from segspaste_jax import host_memory; "
+          "print(host_memory.is_applied())")
+  out = subprocess.run([sys.executable, "-c", code], check=True,
+                       capture_output=True, text=True,
+                       env={**os.environ, "SEGSPASTE_JAX_KEEP_FREED_MEMORY": "1"})
+  assert out.stdout.strip() == str(sys.platform.startswith("linux"))
+
+
+@pytest.mark.parametrize("bad", [-1, 2**31])
+def test_keep_freed_memory_checks_its_argument(bad):
+  from segspaste_jax import host_memory
+  with pytest.raises(ValueError, match="trim_threshold"):
+    host_memory.keep_freed_memory(bad)
