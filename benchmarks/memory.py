@@ -2,10 +2,11 @@
 
     python -m benchmarks.memory [--workload W2] [--torch]
 
-Runs the workload once (compiling), then samples this process's resident
-set every half millisecond during a second call and reports the peak above
-the resident set before it: what one paste adds on top of the caller's
-image and SEGS.
+Samples this process's resident set every half millisecond during two
+calls and reports, for each, the peak above the resident set before it:
+the first call (compiling, and filling the buffers that `segs_paste` keeps
+for the next calls of the same shape on the CPU backend) and a warm one,
+plus what stays kept between calls (`segspaste_jax.workspace.kept_bytes`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import numpy as np
 
 import segspaste_jax
+from segspaste_jax import workspace
 from benchmarks.workloads import WORKLOADS, make_workload
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -30,8 +32,7 @@ def _rss_bytes() -> int:
 
 
 def peak_growth(image, segs, feather: int) -> int:
-  """Peak resident bytes above the starting point during one warm call."""
-  np.asarray(segspaste_jax.segs_paste(image, segs, feather))  # compile
+  """Peak resident bytes above the starting point during one call."""
   gc.collect()
   base = peak = _rss_bytes()
   done = threading.Event()
@@ -62,10 +63,16 @@ def main(argv=None) -> int:
   if args.torch:
     import torch  # pylint: disable=import-outside-toplevel
     image = torch.from_numpy(image).clone()
-  grown = peak_growth(image, segs, WORKLOADS[args.workload][0])
-  print(f"{args.workload} ({'torch' if args.torch else 'numpy'} image): peak "
-        f"{grown / 2**20:.0f} MiB above the start of the call = "
-        f"{grown / batch:.2f}x the image batch ({batch / 2**20:.0f} MiB)")
+  feather = WORKLOADS[args.workload][0]
+  kind = "torch" if args.torch else "numpy"
+  print(f"{args.workload} ({kind} image, batch {batch / 2**20:.0f} MiB):")
+  for call in ("first call", "warm call"):
+    grown = peak_growth(image, segs, feather)
+    print(f"  {call}: peak {grown / 2**20:.0f} MiB above its start = "
+          f"{grown / batch:.2f}x the batch")
+  kept = workspace.kept_bytes()
+  print(f"  kept between calls: {kept / 2**20:.0f} MiB = "
+        f"{kept / batch:.2f}x the batch (release_buffers() frees it)")
   return 0
 
 

@@ -12,7 +12,7 @@ reported:
   a: `segspaste_jax.segs_paste` end to end, host numpy in, host numpy out
      (packing, transfer, compute, `block_until_ready`, `np.asarray`).
   t: (a) with the image as a CPU torch tensor, as ComfyUI hands it over
-     (imported through DLPack without a copy).
+     (shared with XLA without a copy).
   b: the jitted core `segspaste_jax.paste` on device-resident, pre-packed
      inputs (compute only).
   c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's

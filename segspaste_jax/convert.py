@@ -89,7 +89,7 @@ def aligned_zeros(shape, dtype, align: int = 64, zero: bool = True
   return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
-def to_jax(x, pooled: bool = False):
+def to_jax(x):
   """A JAX array of `x` (numpy, torch or JAX), without a copy where possible.
 
   On the CPU backend `jax.device_put` shares C-contiguous, 64-byte aligned
@@ -97,22 +97,20 @@ def to_jax(x, pooled: bool = False):
   this library donates its inputs); torch CPU tensors are viewed as numpy
   first. Anything else is copied once, by numpy into an aligned buffer.
   (Not DLPack: XLA buffers imported through it sometimes abort the
-  interpreter at exit with JAX 0.10.) `pooled=True` takes that aligned
-  buffer from `workspace.host_empty` (reused from call to call).
+  interpreter at exit with JAX 0.10.)
   """
   if isinstance(x, jax.Array):
     return x
   x = to_numpy(x, "array")
   if jax.default_backend() == "cpu" and not (
       x.flags.c_contiguous and x.ctypes.data % 64 == 0):
-    copy = (workspace.host_empty(x.shape, x.dtype) if pooled
-            else aligned_zeros(x.shape, x.dtype, zero=False))
+    copy = aligned_zeros(x.shape, x.dtype, zero=False)
     parallel_copy(copy, x)
     x = copy
   return jax.device_put(x)
 
 
-def tree_to_jax(tree, pooled: bool = False):
+def tree_to_jax(tree):
   """`to_jax` over a pytree's leaves, in one `jax.device_put` call."""
   leaves, treedef = jax.tree_util.tree_flatten(tree)
   host = []
@@ -123,8 +121,7 @@ def tree_to_jax(tree, pooled: bool = False):
     leaf = to_numpy(leaf, "array")
     if jax.default_backend() == "cpu" and leaf.nbytes >= 4096 and not (
         leaf.flags.c_contiguous and leaf.ctypes.data % 64 == 0):
-      copy = (workspace.host_empty(leaf.shape, leaf.dtype) if pooled
-              else aligned_zeros(leaf.shape, leaf.dtype, zero=False))
+      copy = aligned_zeros(leaf.shape, leaf.dtype, zero=False)
       parallel_copy(copy, leaf)
       leaf = copy
     host.append(leaf)

@@ -7,11 +7,13 @@ call then faults its whole output in, 4 KiB at a time. On a 2-core VM a
 200 MB batch costs about 60 ms of page faults for 10 ms of work (numpy's
 own allocations ask for transparent huge pages and fault about 20x less).
 
-So for large batches `segs_paste` keeps one XLA buffer per batch shape and
-pastes into it in place (donated, `lax` writes only the segments' windows
-after copying the image in), then copies the result on a few threads into
-fresh numpy memory that it hands back as a JAX array without another copy.
-The buffer stays with this module for the next call of the same shape.
+So for large batches `segs_paste` keeps one XLA buffer per batch shape:
+it copies a host image into it on a few threads (through a numpy view of
+its memory, while nothing else holds it), pastes into it in place (donated:
+only the segments' windows are written), then copies the result on a few
+threads into a pooled numpy buffer that it hands back as a JAX array
+without another copy. The XLA buffer stays with this module for the next
+call of the same shape.
 
 Nothing here runs where it would not pay: on other backends (device memory
 is pooled), for batches under 32 MiB (glibc reuses those), when glibc was
@@ -37,6 +39,7 @@ shapes are kept on each side, the least recently used dropped first.
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import os
 import sys
@@ -79,6 +82,19 @@ def take(shape, dtype) -> jax.Array:
   if buffer is None or buffer.is_deleted():
     buffer = jnp.empty(shape, dtype)
   return buffer
+
+
+def host_view(buffer: jax.Array) -> np.ndarray:
+  """A writable numpy view of a taken CPU buffer's memory.
+
+  Only for a buffer from `take` that is about to be donated: nothing else
+  holds it, and the view must be dropped before the donation. Waits until
+  whatever computes the buffer is done.
+  """
+  buffer.block_until_ready()
+  nbytes = buffer.size * buffer.dtype.itemsize
+  raw = (ctypes.c_char * nbytes).from_address(buffer.unsafe_buffer_pointer())
+  return np.frombuffer(raw, buffer.dtype).reshape(buffer.shape)
 
 
 def give_back(buffer: jax.Array) -> None:
