@@ -93,7 +93,7 @@ def _to_device(image):
 
 
 def _paste_reusing_output(image, packed, feather, alpha, ref):
-  """`paste` into a kept XLA buffer, copied out into fresh numpy memory.
+  """`paste` into a kept XLA buffer, copied out into a pooled host buffer.
 
   On the CPU backend a fresh XLA output faults its pages in one by one; a
   kept buffer does not, nor does a pooled host buffer (see

@@ -55,7 +55,7 @@ from segspaste_jax import host_memory
 ENV_VAR = "SEGSPASTE_JAX_REUSE_OUTPUT"
 MIN_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold
 MAX_KEPT = 2
-HOST_PER_SHAPE = 3  # e.g. crops, masks and results of one shape
+HOST_PER_SHAPE = 3  # host buffers per shape: in use, held by callers, free
 
 _lock = threading.Lock()
 _kept: collections.OrderedDict = collections.OrderedDict()
@@ -75,12 +75,17 @@ def worth_it(shape, dtype) -> bool:
 
 def take(shape, dtype) -> jax.Array:
   """A buffer of `shape` and `dtype` to donate: a kept one, or a new one."""
-  key = (tuple(shape), np.dtype(dtype).str)
+  dtype = jax.dtypes.canonicalize_dtype(dtype)  # float64 -> 32 without x64
+  key = _key(shape, dtype)
   with _lock:
     buffer = _kept.pop(key, None)
   if buffer is None or buffer.is_deleted():
     buffer = jnp.empty(shape, dtype)
   return buffer
+
+
+def _key(shape, dtype) -> tuple:
+  return tuple(int(d) for d in shape), np.dtype(dtype).str
 
 
 def host_view(buffer: jax.Array) -> np.ndarray:
@@ -98,7 +103,7 @@ def host_view(buffer: jax.Array) -> np.ndarray:
 
 def give_back(buffer: jax.Array) -> None:
   """Keeps `buffer` (which nothing else may hold) for the next `take`."""
-  key = (tuple(buffer.shape), np.dtype(buffer.dtype).str)
+  key = _key(buffer.shape, buffer.dtype)
   with _lock:
     _kept[key] = buffer
     _kept.move_to_end(key)
@@ -132,7 +137,7 @@ def host_buffer(shape, dtype) -> np.ndarray:
   From the pool when one of `shape` and `dtype` is free, else new (and
   pooled, up to `HOST_PER_SHAPE` per shape).
   """
-  key = (tuple(int(d) for d in shape), np.dtype(dtype).str)
+  key = _key(shape, dtype)
   with _lock:
     entries = _host.pop(key, [])
     _host[key] = entries

@@ -224,3 +224,17 @@ def test_keep_freed_memory_checks_its_argument(bad):
   from segspaste_jax import host_memory
   with pytest.raises(ValueError, match="trim_threshold"):
     host_memory.keep_freed_memory(bad)
+
+
+def test_float64_image_reuses_one_buffer(reuse_small):
+  """Without x64 the kept buffer is float32: found again all the same."""
+  rng = np.random.default_rng(5)
+  image = rng.random((2, 40, 50, 3))  # float64
+  segs = _layout(rng, 2, 40, 50, 2)
+  expected = reference.segs_paste(image, segs, feather=2)
+  for _ in range(3):
+    got = np.asarray(segs_paste(image, segs, feather=2))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+  device_bytes = workspace.kept_bytes() - sum(
+      e.base.nbytes for entries in workspace._host.values() for e in entries)
+  assert device_bytes == image.size * np.dtype(got.dtype).itemsize
