@@ -77,19 +77,9 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     if workspace.worth_it(image.shape, image.dtype):
       out = _paste_reusing_output(image, packed, feather, alpha, ref)
     else:
-      out = paste(_to_device(image), packed, feather=feather, alpha=alpha,
-                  ref_image=ref)
+      out = paste(convert.to_jax(image, pooled=True), packed,
+                  feather=feather, alpha=alpha, ref_image=ref)
   return convert.from_unit_float(out) if as_uint8 else out
-
-
-def _to_device(image):
-  """`convert.to_jax`, with the aligned copy of a numpy image pooled."""
-  if (isinstance(image, np.ndarray) and jax.default_backend() == "cpu"
-      and not (image.flags.c_contiguous and image.ctypes.data % 64 == 0)):
-    host = workspace.host_empty(image.shape, image.dtype)
-    convert.parallel_copy(host, image)
-    return jax.device_put(host)
-  return convert.to_jax(image)
 
 
 def _paste_reusing_output(image, packed, feather, alpha, ref):
@@ -101,7 +91,7 @@ def _paste_reusing_output(image, packed, feather, alpha, ref):
   """
   buffer = workspace.take(image.shape, image.dtype)
   if (isinstance(image, np.ndarray) and buffer.dtype == image.dtype
-      and not (image.flags.c_contiguous and image.ctypes.data % 64 == 0)):
+      and not convert.xla_shares(image)):
     # An unaligned host image (numpy's own memory) goes straight into the
     # buffer, on a few threads: no aligned copy first, no copy in XLA.
     # (Aligned ones, torch's, XLA reads in place and copies a little faster.)
@@ -111,8 +101,8 @@ def _paste_reusing_output(image, packed, feather, alpha, ref):
     result = paste(buffer, packed, feather=feather, alpha=alpha,
                    ref_image=ref, donate_image=True)
   else:
-    result = paste_into(buffer, _to_device(image), packed, feather=feather,
-                        alpha=alpha, ref_image=ref)
+    result = paste_into(buffer, convert.to_jax(image, pooled=True), packed,
+                        feather=feather, alpha=alpha, ref_image=ref)
   host = workspace.host_buffer(result.shape, result.dtype)
   view = np.asarray(result)  # waits; shares the buffer's memory
   convert.parallel_copy(host, view)

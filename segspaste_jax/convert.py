@@ -89,42 +89,52 @@ def aligned_zeros(shape, dtype, align: int = 64, zero: bool = True
   return raw[offset:offset + size].view(dtype).reshape(shape)
 
 
-def to_jax(x):
+def xla_shares(x: np.ndarray) -> bool:
+  """Whether `jax.device_put` can use host array `x` without copying it.
+
+  On the CPU backend XLA shares C-contiguous, 64-byte aligned host memory;
+  other backends copy to the device anyway.
+  """
+  return jax.default_backend() != "cpu" or (
+      x.flags.c_contiguous and x.ctypes.data % 64 == 0)
+
+
+def _host_for_xla(x, pooled: bool):
+  """`x` as numpy that XLA can share: itself, or an aligned copy of it.
+
+  `pooled=True` takes that copy from `workspace.host_empty` (reused from
+  call to call) instead of fresh memory.
+  """
+  x = to_numpy(x, "array")
+  if xla_shares(x):
+    return x
+  copy = (workspace.host_empty(x.shape, x.dtype) if pooled
+          else aligned_zeros(x.shape, x.dtype, zero=False))
+  parallel_copy(copy, x)
+  return copy
+
+
+def to_jax(x, pooled: bool = False):
   """A JAX array of `x` (numpy, torch or JAX), without a copy where possible.
 
   On the CPU backend `jax.device_put` shares C-contiguous, 64-byte aligned
   host memory with XLA instead of copying it (never written to: nothing in
   this library donates its inputs); torch CPU tensors are viewed as numpy
-  first. Anything else is copied once, by numpy into an aligned buffer.
+  first. Anything else is copied once, by numpy into an aligned buffer
+  (from the reused pool with `pooled=True`).
   (Not DLPack: XLA buffers imported through it sometimes abort the
   interpreter at exit with JAX 0.10.)
   """
   if isinstance(x, jax.Array):
     return x
-  x = to_numpy(x, "array")
-  if jax.default_backend() == "cpu" and not (
-      x.flags.c_contiguous and x.ctypes.data % 64 == 0):
-    copy = aligned_zeros(x.shape, x.dtype, zero=False)
-    parallel_copy(copy, x)
-    x = copy
-  return jax.device_put(x)
+  return jax.device_put(_host_for_xla(x, pooled))
 
 
 def tree_to_jax(tree):
   """`to_jax` over a pytree's leaves, in one `jax.device_put` call."""
   leaves, treedef = jax.tree_util.tree_flatten(tree)
-  host = []
-  for leaf in leaves:
-    if isinstance(leaf, jax.Array):
-      host.append(leaf)
-      continue
-    leaf = to_numpy(leaf, "array")
-    if jax.default_backend() == "cpu" and leaf.nbytes >= 4096 and not (
-        leaf.flags.c_contiguous and leaf.ctypes.data % 64 == 0):
-      copy = aligned_zeros(leaf.shape, leaf.dtype, zero=False)
-      parallel_copy(copy, leaf)
-      leaf = copy
-    host.append(leaf)
+  host = [leaf if isinstance(leaf, jax.Array) else _host_for_xla(leaf, False)
+          for leaf in leaves]
   return jax.tree_util.tree_unflatten(treedef, jax.device_put(host))
 
 

@@ -153,11 +153,10 @@ def host_buffer(shape, dtype) -> np.ndarray:
     return entry.array
 
 
-def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
-  dtype = np.dtype(dtype)
-  raw = np.empty(int(np.prod(shape)) * dtype.itemsize + align, np.uint8)
-  offset = (-raw.ctypes.data) % align
-  return raw[offset:offset + raw.size - align].view(dtype).reshape(shape)
+def _aligned_empty(shape, dtype) -> np.ndarray:
+  # at call time: convert imports this module
+  from segspaste_jax.convert import aligned_zeros  # pylint: disable=g-import-not-at-top
+  return aligned_zeros(shape, dtype, zero=False)
 
 
 def _new_entry(shape, dtype) -> _HostEntry:
