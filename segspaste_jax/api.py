@@ -83,11 +83,12 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
 
 
 def _paste_reusing_output(image, packed, feather, alpha, ref):
-  """`paste` into a kept XLA buffer, copied out into a pooled host buffer.
+  """`paste` into a kept XLA buffer, handed back without a copy.
 
   On the CPU backend a fresh XLA output faults its pages in one by one; a
-  kept buffer does not, nor does a pooled host buffer (see
-  `segspaste_jax.workspace`). Waits for the paste to finish.
+  kept buffer does not (see `segspaste_jax.workspace`). The result shares
+  the buffer, which is pasted into again once the caller drops the result.
+  Waits for the paste to finish.
   """
   buffer = workspace.take(image.shape, image.dtype)
   if (isinstance(image, np.ndarray) and buffer.dtype == image.dtype
@@ -103,9 +104,4 @@ def _paste_reusing_output(image, packed, feather, alpha, ref):
   else:
     result = paste_into(buffer, convert.to_jax(image, pooled=True), packed,
                         feather=feather, alpha=alpha, ref_image=ref)
-  host = workspace.host_buffer(result.shape, result.dtype)
-  view = np.asarray(result)  # waits; shares the buffer's memory
-  convert.parallel_copy(host, view)
-  del view  # a buffer with a numpy view on it cannot be donated again
-  workspace.give_back(result)
-  return jax.device_put(host)  # aligned host memory: shared, not copied
+  return workspace.lend(result)  # shares the buffer: no copy out

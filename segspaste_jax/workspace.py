@@ -52,6 +52,12 @@ import numpy as np
 
 from segspaste_jax import host_memory
 
+try:  # jaxlib's own entry point; private, so optional
+  from jax._src.lib import _jax as _jaxlib  # pylint: disable=g-import-not-at-top
+  _collect_garbage = _jaxlib.collect_garbage
+except (ImportError, AttributeError):
+  _collect_garbage = None
+
 ENV_VAR = "SEGSPASTE_JAX_REUSE_OUTPUT"
 MIN_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold
 MAX_KEPT = 2
@@ -74,14 +80,68 @@ def worth_it(shape, dtype) -> bool:
 
 
 def take(shape, dtype) -> jax.Array:
-  """A buffer of `shape` and `dtype` to donate: a kept one, or a new one."""
+  """A buffer of `shape` and `dtype` to donate: a kept one, or a new one.
+
+  A kept buffer is one that `lend` handed out earlier and that nothing
+  refers to any more (the caller dropped the result that shares it).
+  """
   dtype = jax.dtypes.canonicalize_dtype(dtype)  # float64 -> 32 without x64
   key = _key(shape, dtype)
+  _collect_released()
   with _lock:
-    buffer = _kept.pop(key, None)
-  if buffer is None or buffer.is_deleted():
-    buffer = jnp.empty(shape, dtype)
-  return buffer
+    entries = _kept.get(key, [])
+    for entry in entries:
+      if entry.free():
+        entries.remove(entry)
+        if not entry.buffer.is_deleted():
+          entry.view = None  # its last external reference: donatable again
+          return entry.buffer
+  return jnp.empty(shape, dtype)
+
+
+def lend(result: jax.Array) -> jax.Array:
+  """`result` as a JAX array the caller may keep; its buffer stays pooled.
+
+  The returned array shares `result`'s memory (through a read-only numpy
+  view, no copy). Once the caller drops it, `take` hands the buffer out
+  again; until then it is left alone. Waits for `result`.
+  """
+  key = _key(result.shape, result.dtype)
+  entry = _Lent(result, np.asarray(result))  # waits
+  entry.count = sys.getrefcount(entry.view)  # as seen when only we hold it
+  lent = jax.device_put(entry.view)
+  if lent.unsafe_buffer_pointer() != entry.view.ctypes.data:
+    return result  # copied after all (not expected on CPU): nothing to pool
+  with _lock:
+    entries = _kept.pop(key, [])
+    _kept[key] = entries
+    entries.append(entry)
+    if len(entries) > HOST_PER_SHAPE:
+      # the oldest: its memory stays with whoever still holds the result
+      del entries[0]
+    while len(_kept) > MAX_KEPT:
+      _kept.popitem(last=False)
+  return lent
+
+
+@dataclasses.dataclass(eq=False)
+class _Lent:
+  buffer: jax.Array  # the XLA buffer
+  view: np.ndarray | None  # numpy view of it, shared by the lent array
+  count: int = 0
+
+  def free(self) -> bool:
+    return self.view is None or sys.getrefcount(self.view) == self.count
+
+
+def _collect_released() -> None:
+  """Lets go of the numpy arrays that dropped JAX arrays still hold.
+
+  jaxlib releases a zero-copy array's numpy memory lazily (on its next
+  garbage pass); until then the pools would think it is still in use.
+  """
+  if _collect_garbage is not None:
+    _collect_garbage()
 
 
 def _key(shape, dtype) -> tuple:
@@ -99,16 +159,6 @@ def host_view(buffer: jax.Array) -> np.ndarray:
   nbytes = buffer.size * buffer.dtype.itemsize
   raw = (ctypes.c_char * nbytes).from_address(buffer.unsafe_buffer_pointer())
   return np.frombuffer(raw, buffer.dtype).reshape(buffer.shape)
-
-
-def give_back(buffer: jax.Array) -> None:
-  """Keeps `buffer` (which nothing else may hold) for the next `take`."""
-  key = _key(buffer.shape, buffer.dtype)
-  with _lock:
-    _kept[key] = buffer
-    _kept.move_to_end(key)
-    while len(_kept) > MAX_KEPT:
-      _kept.popitem(last=False)
 
 
 @dataclasses.dataclass
@@ -138,6 +188,7 @@ def host_buffer(shape, dtype) -> np.ndarray:
   pooled, up to `HOST_PER_SHAPE` per shape).
   """
   key = _key(shape, dtype)
+  _collect_released()
   with _lock:
     entries = _host.pop(key, [])
     _host[key] = entries
@@ -175,8 +226,11 @@ def release() -> None:
 
 
 def kept_bytes() -> int:
-  """Bytes held in kept buffers now (device and host)."""
+  """Bytes held in kept buffers now (device and host), not counting the
+  ones that results a caller still holds share."""
+  _collect_released()
   with _lock:
-    return (sum(b.nbytes for b in _kept.values())
+    return (sum(e.buffer.nbytes for entries in _kept.values()
+                for e in entries if e.free())
             + sum(e.base.nbytes for entries in _host.values()
                   for e in entries))

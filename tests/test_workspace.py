@@ -235,6 +235,49 @@ def test_float64_image_reuses_one_buffer(reuse_small):
   for _ in range(3):
     got = np.asarray(segs_paste(image, segs, feather=2))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    del got  # its buffer is pasted into again by the next call
   device_bytes = workspace.kept_bytes() - sum(
       e.base.nbytes for entries in workspace._host.values() for e in entries)
-  assert device_bytes == image.size * np.dtype(got.dtype).itemsize
+  assert device_bytes == image.size * np.dtype(np.float32).itemsize
+
+
+def _result_pointer(result):
+  return result.unsafe_buffer_pointer()
+
+
+def test_dropped_result_lends_its_buffer_again(reuse_small):
+  rng = np.random.default_rng(6)
+  image = rng.random((2, 48, 64, 3), np.float32)
+  segs = _layout(rng, 2, 48, 64, 3)
+  expected = np.asarray(paste(jnp.asarray(image), pack_segs(segs, image.shape),
+                              feather=3))
+  first = segs_paste(image, segs, feather=3)
+  pointer = _result_pointer(first)
+  del first
+  again = segs_paste(image, segs, feather=3)
+  assert _result_pointer(again) == pointer
+  np.testing.assert_array_equal(np.asarray(again), expected)
+
+
+@pytest.mark.parametrize("holder", ["array", "numpy view", "numpy slice"])
+def test_held_result_is_never_written_again(reuse_small, holder):
+  rng = np.random.default_rng(7)
+  images = [rng.random((2, 48, 64, 3), np.float32) for _ in range(2)]
+  segs = _layout(rng, 2, 48, 64, 3)
+  result = segs_paste(images[0], segs, feather=3)
+  copy = np.array(result)
+  kept = {"array": result, "numpy view": np.asarray(result),
+          "numpy slice": np.asarray(result)[1:]}[holder]
+  pointer = _result_pointer(result)
+  del result
+  for _ in range(workspace.HOST_PER_SHAPE + 2):
+    other = segs_paste(images[1], segs, feather=3)
+    assert _result_pointer(other) != pointer
+    del other
+  want = copy[1:] if holder == "numpy slice" else copy
+  np.testing.assert_array_equal(np.asarray(kept), want)
+  workspace.release()  # the held result keeps its memory all the same
+  gc.collect()
+  scratch = [np.full(want.shape, 7.0, np.float32) for _ in range(4)]
+  np.testing.assert_array_equal(np.asarray(kept), want)
+  del scratch
