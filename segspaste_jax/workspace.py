@@ -7,13 +7,15 @@ call then faults its whole output in, 4 KiB at a time. On a 2-core VM a
 200 MB batch costs about 60 ms of page faults for 10 ms of work (numpy's
 own allocations ask for transparent huge pages and fault about 20x less).
 
-So for large batches `segs_paste` keeps one XLA buffer per batch shape:
-it copies a host image into it on a few threads (through a numpy view of
-its memory, while nothing else holds it), pastes into it in place (donated:
-only the segments' windows are written), then copies the result on a few
-threads into a pooled numpy buffer that it hands back as a JAX array
-without another copy. The XLA buffer stays with this module for the next
-call of the same shape.
+So for large batches `segs_paste` keeps its XLA output buffers: it copies
+a host image into one on a few threads (through a numpy view of its memory,
+while nothing else holds it), pastes into it in place (donated: only the
+segments' windows are written) and hands it back as the result without a
+copy (`lend`: a JAX array over a read-only numpy view of the buffer). Once
+the caller drops that result, the next call of the same shape pastes into
+the same buffer again (`take`); while the caller holds it, it is never
+written to, and the next call takes another buffer (up to
+`HOST_PER_SHAPE` per shape are kept).
 
 Nothing here runs where it would not pay: on other backends (device memory
 is pooled), for batches under 32 MiB (glibc reuses those), when glibc was
@@ -25,13 +27,11 @@ against 154 ms.)
 
 The host side has the same problem with every large numpy array it makes
 fresh: the aligned copy of an unaligned numpy image, the packed crops and
-masks, the result. Freed, they go back to the system; made again, they fault
+masks. Freed, they go back to the system; made again, they fault
 again (on this project's VMs the cost of faulting freshly freed huge pages
 varied by 10x from run to run). `host_buffer` hands out numpy buffers from a
 small pool instead, each reused once nothing else refers to it: not the JAX
-array that shares its memory, not a numpy view of it. A result the caller
-keeps is never written to; its buffer just stays out of the pool's reach
-until it is dropped.
+array that shares its memory, not a numpy view of it.
 
 `release()` drops the kept buffers (device and host); at most `MAX_KEPT`
 shapes are kept on each side, the least recently used dropped first.

@@ -259,15 +259,20 @@ def test_dropped_result_lends_its_buffer_again(reuse_small):
   np.testing.assert_array_equal(np.asarray(again), expected)
 
 
-@pytest.mark.parametrize("holder", ["array", "numpy view", "numpy slice"])
+@pytest.mark.parametrize("holder", ["array", "numpy view", "numpy slice",
+                                    "torch dlpack"])
 def test_held_result_is_never_written_again(reuse_small, holder):
   rng = np.random.default_rng(7)
   images = [rng.random((2, 48, 64, 3), np.float32) for _ in range(2)]
   segs = _layout(rng, 2, 48, 64, 3)
   result = segs_paste(images[0], segs, feather=3)
   copy = np.array(result)
-  kept = {"array": result, "numpy view": np.asarray(result),
-          "numpy slice": np.asarray(result)[1:]}[holder]
+  if holder == "torch dlpack":
+    torch = pytest.importorskip("torch")
+    kept = torch.from_dlpack(result)  # as the ComfyUI node hands it on
+  else:
+    kept = {"array": result, "numpy view": np.asarray(result),
+            "numpy slice": np.asarray(result)[1:]}[holder]
   pointer = _result_pointer(result)
   del result
   for _ in range(workspace.HOST_PER_SHAPE + 2):
