@@ -164,10 +164,15 @@ def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:
   """`np.copyto(dst, src)`, split over a few threads for big arrays.
 
   A 200 MB batch copied into a fresh aligned buffer took 93 ms on one
-  thread and 19 ms on two here.
+  thread and 19 ms on two here; in 2 MB pieces, 17 ms (`chunked_copy`).
   """
   if dst.nbytes < _COPY_MIN_BYTES or _COPY_THREADS < 2 or dst.ndim == 0:
-    np.copyto(dst, src)
+    chunked_copy(dst, src)
+    return
+  if _flat_pair(dst, src):
+    bounds = np.linspace(0, dst.size, _COPY_THREADS + 1).astype(int)
+    _run_parallel([lambda lo=lo, hi=hi: chunked_copy(dst, src, lo, hi)
+                   for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo])
     return
   axis = 0 if dst.shape[0] >= _COPY_THREADS or dst.ndim == 1 else 1
   bounds = np.linspace(0, dst.shape[axis], _COPY_THREADS + 1).astype(int)
@@ -175,6 +180,32 @@ def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:
            for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
   _run_parallel([lambda part=part: np.copyto(dst[part], src[part])
                  for part in parts])
+
+
+def _flat_pair(dst, src) -> bool:
+  return (dst.shape == src.shape and dst.dtype == src.dtype
+          and dst.flags.c_contiguous and src.flags.c_contiguous)
+
+
+def chunked_copy(dst: np.ndarray, src: np.ndarray, lo: int = 0,
+                 hi: int | None = None) -> None:
+  """Copies elements `lo:hi` (flat order; all by default) of `src` into
+  `dst` on this thread, in pieces of about 2 MB.
+
+  glibc copies a block of many MB with non-temporal stores, which here ran
+  at half the speed of the same bytes in 2 MB pieces when `dst` and `src`
+  sit differently against 64-byte lines (numpy's own memory is 16-byte
+  aligned, XLA's 64): 50 against 24 ms for 200 MB.
+  """
+  if not _flat_pair(dst, src):
+    np.copyto(dst, src)
+    return
+  flat_dst, flat_src = dst.reshape(-1), src.reshape(-1)
+  hi = flat_dst.size if hi is None else hi
+  step = max(1, _TASK_BYTES // dst.itemsize)
+  for start in range(lo, hi, step):
+    stop = min(start + step, hi)
+    np.copyto(flat_dst[start:stop], flat_src[start:stop])
 
 
 def _fill_rows(dst, src, r0: int, r1: int, check: bool, zero: bool) -> bool:
