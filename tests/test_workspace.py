@@ -286,3 +286,23 @@ def test_held_result_is_never_written_again(reuse_small, holder):
   scratch = [np.full(want.shape, 7.0, np.float32) for _ in range(4)]
   np.testing.assert_array_equal(np.asarray(kept), want)
   del scratch
+
+
+@pytest.mark.parametrize("shape", [(3, 17, 5), (1, 1000), (7,)])
+def test_parallel_and_chunked_copy_copy_everything(monkeypatch, shape):
+  from segspaste_jax import convert
+  monkeypatch.setattr(convert, "_TASK_BYTES", 64)  # many small pieces
+  monkeypatch.setattr(convert, "_COPY_MIN_BYTES", 0)
+  rng = np.random.default_rng(8)
+  src = rng.random(shape).astype(np.float32)
+  dst = np.full(shape, np.nan, np.float32)
+  convert.parallel_copy(dst, src)
+  np.testing.assert_array_equal(dst, src)
+  part = np.full(shape, np.nan, np.float32)
+  convert.chunked_copy(part, src, 3, src.size - 2)
+  flat, want = part.reshape(-1), src.reshape(-1)
+  np.testing.assert_array_equal(flat[3:-2], want[3:-2])
+  assert np.isnan(flat[:3]).all() and np.isnan(flat[-2:]).all()
+  strided = np.full(shape[::-1], np.nan, np.float32).T  # not C-contiguous
+  convert.parallel_copy(strided, src)
+  np.testing.assert_array_equal(strided, src)
