@@ -61,7 +61,7 @@ except (ImportError, AttributeError):
 ENV_VAR = "SEGSPASTE_JAX_REUSE_OUTPUT"
 MIN_BYTES = 32 << 20  # glibc's largest dynamic mmap threshold
 MAX_KEPT = 2
-HOST_PER_SHAPE = 3  # host buffers per shape: in use, held by callers, free
+HOST_PER_SHAPE = 3  # buffers kept per shape: in use, held by callers, free
 
 _lock = threading.Lock()
 _kept: collections.OrderedDict = collections.OrderedDict()
@@ -90,13 +90,14 @@ def take(shape, dtype) -> jax.Array:
   _collect_released()
   with _lock:
     entries = _kept.get(key, [])
-    for entry in entries:
-      if entry.free():
-        entries.remove(entry)
-        if not entry.buffer.is_deleted():
-          entry.view = None  # its last external reference: donatable again
-          return entry.buffer
-  return jnp.empty(shape, dtype)
+    entry = next((e for e in entries if e.free()), None)
+    if entry is not None:
+      entries.remove(entry)
+  if entry is None or entry.buffer.is_deleted():
+    return jnp.empty(shape, dtype)
+  # Returning drops `entry` and its view, the buffer's last external
+  # reference: the buffer is donatable again.
+  return entry.buffer
 
 
 def lend(result: jax.Array) -> jax.Array:
@@ -127,11 +128,11 @@ def lend(result: jax.Array) -> jax.Array:
 @dataclasses.dataclass(eq=False)
 class _Lent:
   buffer: jax.Array  # the XLA buffer
-  view: np.ndarray | None  # numpy view of it, shared by the lent array
-  count: int = 0
+  view: np.ndarray  # numpy view of it, shared by the lent array
+  count: int = 0  # the view's reference count when only the pool holds it
 
   def free(self) -> bool:
-    return self.view is None or sys.getrefcount(self.view) == self.count
+    return sys.getrefcount(self.view) == self.count
 
 
 def _collect_released() -> None:
