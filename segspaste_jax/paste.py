@@ -79,6 +79,24 @@ def _shifted_window(a, dy, dx, height: int, width: int):
   return lax.dynamic_slice(padded, start, sizes)
 
 
+# Windows of at least this many bytes are written in row classes (below).
+_ROW_CLASS_MIN_BYTES = 4 << 20
+
+
+def _window_heights(win_h: int, window_bytes: int) -> tuple[int, ...]:
+  """Static window heights to choose from, ascending, the last `win_h`.
+
+  Writing a window costs about its row count (XLA updates it in place on
+  one thread, row by row), so a crop much shorter than the bucket gets a
+  shorter window: 5/8, 6/8 or 7/8 of the bucket's rows, rounded up to 8.
+  Small windows keep one height: each height is one more branch to run.
+  """
+  if window_bytes < _ROW_CLASS_MIN_BYTES:
+    return (win_h,)
+  return tuple(sorted({min(win_h, -(-(win_h * k) // 64) * 8)
+                       for k in range(5, 9)}))
+
+
 def _inside(shape, dy, dx, size):
   """`[h, w]` bool: entry `(u, v)` is True where `(u + dy, v + dx)` lies in
   `[0, size[0]) x [0, size[1])`."""
@@ -150,8 +168,41 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
   xs = jnp.clip(ox, 0, w - win_w)
 
   per_segment = (packed.mask_sizes.astype(jnp.int32), ref_hw, ys, xs, oy, ox)
+  heights = _window_heights(win_h, n * win_h * win_w * c
+                            * jnp.dtype(image.dtype).itemsize)
 
-  def blend(frames, i):
+  def blend(frames, i, m, rows, start, shift):
+    """Blends segment `i` into a `[n, rows, win_w]` window at `start`.
+
+    `m` is the segment's mask cut to the bucket-sized window (its first
+    `rows` rows are this window's); `shift` is the window's offset into the
+    crop, or None where that is 0 (then the crop and the mask are cut by
+    static slices).
+    """
+    ref_hw = lax.dynamic_index_in_dim(per_segment[1], i, keepdims=False)
+    zero = jnp.zeros((), jnp.int32)
+    corner = (zero, start[0], start[1], zero)
+    dy, dx = (zero, zero) if shift is None else shift
+    under = lax.dynamic_slice(frames, corner, (n, rows, win_w, c))
+    under = under.astype(compute)
+    if ref_image is None:
+      crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
+      ref = (crop[:, :rows, :win_w] if shift is None
+             else _shifted_window(crop, dy, dx, rows, win_w))
+    else:
+      ref = lax.dynamic_slice(ref_image, corner,
+                              (ref_image.shape[0], rows, win_w, c))
+    # Only the crop's (or region's) own pixels: its padding may hold
+    # anything, and 0, not `under`, beside them: the mask is 0 there, and
+    # 0 * inf is NaN.
+    inside = _inside((rows, win_w), dy, dx, ref_hw)
+    ref = jnp.where(inside[..., None], ref, 0)
+    m = m[:, :rows, :, None] * gain
+    blended = (1 - m) * under + m * ref.astype(compute)
+    return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
+                                    corner)
+
+  def segment(frames, i):
     # Big per-segment arrays are cut here, inside the branch, where the cut
     # fuses into its consumer; passed in as scan inputs they would be copied.
     mask_hw, ref_hw, ys, xs, oy, ox = (
@@ -159,36 +210,36 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     # Padding may hold anything (`pack_segs(zero_padding=False)`): zero it.
     mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
-    m = _prepare_mask(mask.astype(compute), mask_hw, ref_hw,
-                      (ys - oy, xs - ox), (win_h, win_w), feather)
-    m = m[..., None] * gain
-    zero = jnp.zeros((), jnp.int32)
-    start = (zero, ys, xs, zero)
-    under = lax.dynamic_slice(frames, start, (n, win_h, win_w, c))
-    under = under.astype(compute)
-    if ref_image is None:
-      crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
-      ref = _shifted_window(crop, ys - oy, xs - ox, win_h, win_w)
-      # Only the crop's own pixels (its padding may hold anything); 0, not
-      # `under`, beside them: the mask is 0 there, and 0 * inf is NaN.
-      inside = _inside((win_h, win_w), ys - oy, xs - ox, ref_hw)
-      ref = jnp.where(inside[..., None], ref, 0)
-    else:
-      ref = lax.dynamic_slice(ref_image, start,
-                              (ref_image.shape[0], win_h, win_w, c))
-      # Only the region's own pixels: no 0 * inf from pixels beside it
-      # (nor from a non-finite image under them).
-      inside = _inside((win_h, win_w), ys - oy, xs - ox, ref_hw)
-      ref = jnp.where(inside[..., None], ref, 0)
-    blended = (1 - m) * under + m * ref.astype(compute)
-    return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
-                                    start)
+    prepare = lambda shift: _prepare_mask(mask.astype(compute), mask_hw,
+                                          ref_hw, shift, (win_h, win_w),
+                                          feather)
+    general = (ys - oy, xs - ox)
+    if len(heights) == 1:
+      return blend(frames, i, prepare(general), win_h, (ys, xs), general)
+    # The window: `heights[k]` rows from the pasted region's own corner when
+    # they hold its rows and fit in the image ("aligned"); else the bucket's
+    # rows, moved inside the image and shifted against the crop.
+    k = jnp.sum(jnp.asarray(heights[:-1]) < ref_hw[0])
+    rows = jnp.asarray(heights)[k]
+    aligned = (oy >= 0) & (oy <= h - rows) & (ox >= 0) & (ox <= w - win_w)
+    m = prepare(tuple(jnp.where(aligned, 0, d) for d in general))
+    # One real branch per window height (XLA writes a window in place only
+    # from a branch whose other side leaves the frames as they are).
+    keep = lambda f, *_: f
+    for j, rows_j in enumerate(heights):
+      frames = lax.cond(
+          aligned & (k == j),
+          lambda f, m, r=rows_j: blend(f, i, m, r, (oy, ox), None),
+          keep, frames, m)
+    return lax.cond(
+        ~aligned, lambda f, m: blend(f, i, m, win_h, (ys, xs), general),
+        keep, frames, m)
 
   def step(frames, i):
     # Padding segments and skipped SEGs do no work at all (a real branch
     # outside vmap): their blur would otherwise dominate small layouts.
     # (Not alpha != 0: at alpha 0 the gradient with respect to alpha lives.)
-    return lax.cond(active[i], blend, lambda f, _: f, frames, i), None
+    return lax.cond(active[i], segment, lambda f, _: f, frames, i), None
 
   out, _ = lax.scan(step, image, jnp.arange(active.shape[0]))
   return out

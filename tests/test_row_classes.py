@@ -1,0 +1,99 @@
+"""Windows in row classes (`paste._window_heights`): the same pixels.
+
+`paste` writes a segment whose crop is much shorter than the bucket through
+a shorter window, when the batch's windows are big enough for that to pay
+(`_ROW_CLASS_MIN_BYTES`); the small images of the other tests stay under
+that size. Here it is forced on, and the results must equal both the float64
+reference and, bit for bit, the single bucket-sized window.
+"""
+
+import importlib
+
+import jax
+import numpy as np
+import pytest
+
+import cases
+import reference
+from segspaste_jax import SEG, segs_paste
+
+paste_module = importlib.import_module("segspaste_jax.paste")
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture
+def row_classes(monkeypatch):
+  """Calls `fn()` with row classes off and on; returns both results."""
+
+  def run(fn):
+    results = []
+    for threshold in (1 << 62, 0):  # off, then on for every batch size
+      monkeypatch.setattr(paste_module, "_ROW_CLASS_MIN_BYTES", threshold)
+      jax.clear_caches()  # the threshold is read when tracing
+      results.append(np.asarray(fn()))
+    jax.clear_caches()
+    return results
+
+  yield run
+  jax.clear_caches()
+
+
+def test_window_heights():
+  heights = paste_module._window_heights
+  assert heights(320, 64 << 20) == (200, 240, 280, 320)
+  assert heights(100, 64 << 20) == (64, 80, 88, 100)
+  assert heights(320, (4 << 20) - 1) == (320,)
+  for win_h in range(1, 400, 7):
+    got = heights(win_h, 1 << 30)
+    assert list(got) == sorted(set(got))
+    assert got[-1] == win_h and all(g % 8 == 0 for g in got[:-1])
+
+
+def _check(case, row_classes):
+  expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
+  off, on = row_classes(
+      lambda: segs_paste(case.image, case.segs, **case.kwargs()))
+  np.testing.assert_array_equal(on, off)
+  np.testing.assert_allclose(on, expected, rtol=0, atol=TOLERANCE)
+  return on
+
+
+@pytest.mark.parametrize("seed", range(0, 120, 4))
+def test_random_cases(seed, row_classes):
+  _check(cases.random_case(seed), row_classes)
+
+
+def _seg(crop, mask, region):
+  return SEG(crop, mask, 0.5, region, region, "face")
+
+
+@pytest.mark.parametrize("region", [
+    (30, 10, 42, 18),     # 8 rows: the shortest window (80 rows)
+    (30, 20, 42, 110),    # 90 rows: the 96-row window
+    (50, 30, 62, 130),    # 100 rows: the 112-row window
+    (70, 40, 82, 120),    # 80 rows: the 80-row window, full
+    (90, 40, 102, 121),   # 81 rows: the 96-row window
+    (30, 120, 42, 128),   # the shortest window just fits above the bottom
+    (30, 190, 42, 198),   # at the bottom: the bucket-sized window, moved up
+    (240, 10, 252, 18),   # at the right edge: the same, moved left
+    (-5, -4, 7, 6),       # top-left overhang
+    (250, 195, 270, 205),  # bottom-right overhang
+])
+@pytest.mark.parametrize("use_ref", [False, True])
+def test_window_placement(region, use_ref, row_classes):
+  """Crops of every height class, inside and at the edges."""
+  rng = np.random.default_rng(7)
+  image = rng.random((2, 200, 260, 3)).astype(np.float32)
+  x1, y1, x2, y2 = region
+  crop = rng.random((2, y2 - y1, x2 - x1, 3)).astype(np.float32)
+  mask = rng.random((y2 - y1, x2 - x1)).astype(np.float32)
+  # a 120-row segment: bucket 128, windows of 80, 96, 112 and 128 rows
+  tall = rng.random((2, 120, 10, 3)).astype(np.float32)
+  segs = ((200, 260), [_seg(tall, rng.random((120, 10)).astype(np.float32),
+                            (10, 5, 20, 125)),
+                       _seg(crop, mask, region)])
+  assert paste_module._window_heights(128, 1 << 30) == (80, 96, 112, 128)
+  ref = rng.random((2, 200, 260, 3)).astype(np.float32) if use_ref else None
+  got = _check(cases.Case(image, segs, 3, 200, ref), row_classes)
+  assert np.abs(got - image).max() > 1e-3
