@@ -297,7 +297,7 @@ CATALOGUE = [
     *[Bad(f"crop {v}", ValueError, "segs[1][1].cropped_image",
           lambda v=v: seg_call(region=R, crop=np.where(
               _image(h=8, w=10) > 0.9, v, 0.5).astype(np.float32)))
-      for v in (math.nan, math.inf)],
+      for v in (math.nan, math.inf, -math.inf)],
     Bad("crop NaN torch", ValueError, "segs[1][1].cropped_image",
         lambda: seg_call(region=R, crop=_torch(np.full(CROP_SHAPE, np.nan,
                                                        np.float32))), True),
@@ -627,3 +627,23 @@ def test_inputs_never_modified(use_torch):
       with pytest.raises(ValueError, match=r"segs\[1\]\[2\]\.cropped_mask"):
         segs_paste(image, bad, feather=FEATHER, ref_image_opt=ref_opt)
       assert_unchanged(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("where", [0, 17, -1])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_all_finite_finds_any_non_finite_value(dtype, where, value):
+  x = np.random.default_rng(3).random((5, 9, 3)).astype(dtype)
+  assert convert.all_finite(x)
+  x.reshape(-1)[where] = value
+  assert not convert.all_finite(x)
+  assert not convert.all_finite(x[::2, ::-1])  # strided views too
+
+
+def test_all_finite_on_extremes():
+  for dtype in (np.float16, np.float32, np.float64):
+    info = np.finfo(dtype)
+    # finite values whose sum would overflow are still finite
+    assert convert.all_finite(np.array([info.max, info.max, info.min], dtype))
+    assert convert.all_finite(np.array([info.tiny, -0.0], dtype))
+  assert convert.all_finite(np.zeros((0, 4), np.float32))
