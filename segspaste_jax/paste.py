@@ -86,10 +86,11 @@ _ROW_CLASS_MIN_BYTES = 4 << 20
 def _window_heights(win_h: int, window_bytes: int) -> tuple[int, ...]:
   """Static window heights to choose from, ascending, the last `win_h`.
 
-  Writing a window costs about its row count (XLA updates it in place on
-  one thread, row by row), so a crop much shorter than the bucket gets a
-  shorter window: 5/8, 6/8 or 7/8 of the bucket's rows, rounded up to 8.
-  Small windows keep one height: each height is one more branch to run.
+  On XLA:CPU writing a window costs about its row count (it is updated in
+  place on one thread, row by row), so there a crop much shorter than the
+  bucket gets a shorter window: 5/8, 6/8 or 7/8 of the bucket's rows,
+  rounded up to 8. Small windows keep one height: each height is one more
+  branch to run. (Other backends always use one height.)
   """
   if window_bytes < _ROW_CLASS_MIN_BYTES:
     return (win_h,)
@@ -214,26 +215,35 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
                                           ref_hw, shift, (win_h, win_w),
                                           feather)
     general = (ys - oy, xs - ox)
-    if len(heights) == 1:
+
+    def one_window(frames):
       return blend(frames, i, prepare(general), win_h, (ys, xs), general)
-    # The window: `heights[k]` rows from the pasted region's own corner when
-    # they hold its rows and fit in the image ("aligned"); else the bucket's
-    # rows, moved inside the image and shifted against the crop.
-    k = jnp.sum(jnp.asarray(heights[:-1]) < ref_hw[0])
-    rows = jnp.asarray(heights)[k]
-    aligned = (oy >= 0) & (oy <= h - rows) & (ox >= 0) & (ox <= w - win_w)
-    m = prepare(tuple(jnp.where(aligned, 0, d) for d in general))
-    # One real branch per window height (XLA writes a window in place only
-    # from a branch whose other side leaves the frames as they are).
-    keep = lambda f, *_: f
-    for j, rows_j in enumerate(heights):
-      frames = lax.cond(
-          aligned & (k == j),
-          lambda f, m, r=rows_j: blend(f, i, m, r, (oy, ox), None),
+
+    def by_rows(frames):
+      # The window: `heights[k]` rows from the pasted region's own corner
+      # when they hold its rows and fit in the image ("aligned"); else the
+      # bucket's rows, moved inside the image and shifted against the crop.
+      k = jnp.sum(jnp.asarray(heights[:-1]) < ref_hw[0])
+      rows = jnp.asarray(heights)[k]
+      aligned = (oy >= 0) & (oy <= h - rows) & (ox >= 0) & (ox <= w - win_w)
+      m = prepare(tuple(jnp.where(aligned, 0, d) for d in general))
+      # One real branch per window height (XLA writes a window in place only
+      # from a branch whose other side leaves the frames as they are).
+      keep = lambda f, *_: f
+      for j, rows_j in enumerate(heights):
+        frames = lax.cond(
+            aligned & (k == j),
+            lambda f, m, r=rows_j: blend(f, i, m, r, (oy, ox), None),
+            keep, frames, m)
+      return lax.cond(
+          ~aligned, lambda f, m: blend(f, i, m, win_h, (ys, xs), general),
           keep, frames, m)
-    return lax.cond(
-        ~aligned, lambda f, m: blend(f, i, m, win_h, (ys, xs), general),
-        keep, frames, m)
+
+    if len(heights) == 1:
+      return one_window(frames)
+    # Only XLA:CPU writes windows row by row on one thread; elsewhere every
+    # branch is one more round trip for its predicate, for little gain.
+    return lax.platform_dependent(frames, cpu=by_rows, default=one_window)
 
   def step(frames, i):
     # Padding segments and skipped SEGs do no work at all (a real branch

@@ -97,3 +97,27 @@ def test_window_placement(region, use_ref, row_classes):
   ref = rng.random((2, 200, 260, 3)).astype(np.float32) if use_ref else None
   got = _check(cases.Case(image, segs, 3, 200, ref), row_classes)
   assert np.abs(got - image).max() > 1e-3
+
+
+def test_grad_and_vmap(row_classes):
+  """The row-class branches under `jax.grad` and `jax.vmap`."""
+  from segspaste_jax import pack_segs, paste
+  rng = np.random.default_rng(11)
+  images = rng.random((2, 2, 200, 260, 3)).astype(np.float32)
+  segs = ((200, 260), [
+      _seg(rng.random((2, h, 12, 3)).astype(np.float32),
+           rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
+      for h, x, y in ((120, 10, 5), (8, 30, 10), (90, 30, 20), (8, 240, 190))])
+  packed = pack_segs(segs, images.shape[1:])
+
+  def loss(alpha):
+    return paste(images[0], packed, feather=3, alpha=alpha).sum()
+
+  grads = row_classes(lambda: jax.grad(loss)(200.0))
+  assert np.isfinite(grads[0]) and grads[0] != 0
+  np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
+  batched = row_classes(lambda: jax.vmap(
+      lambda im: paste(im, packed, feather=3))(images))
+  # (XLA fuses the batched program differently: a last-bit difference)
+  np.testing.assert_allclose(batched[1], batched[0], rtol=0, atol=1e-6)
+  assert np.abs(batched[1] - images).max() > 1e-3
