@@ -27,6 +27,11 @@ class Case:
                 ref_image_opt=self.ref_image_opt)
 
 
+def seg(crop, mask, region, label="face"):
+  """A SEG whose bbox is its crop region, confidence 0.5."""
+  return SEG(crop, mask, 0.5, region, region, label)
+
+
 def _maybe_torch(rng, x):
   if torch is not None and x is not None and rng.random() < 0.4:
     return torch.from_numpy(np.ascontiguousarray(x))

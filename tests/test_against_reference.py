@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import cases
+from cases import seg
 import reference
-from segspaste_jax import SEG, segs_paste
+from segspaste_jax import segs_paste
 
 TOLERANCE = 1e-5
 RANDOM_CASES = 300
@@ -37,10 +38,6 @@ def test_random_cases_paste_something():
   assert changed >= 15
 
 
-def _seg(crop, mask, region, label="face"):
-  return SEG(crop, mask, 0.5, region, region, label)
-
-
 def _full(h, w, value=1.0):
   return np.full((h, w), value, np.float32)
 
@@ -48,8 +45,8 @@ def _full(h, w, value=1.0):
 def test_full_mask_no_feather_copies_crop():
   image = np.zeros((2, 20, 30, 3), np.float32)
   crop = np.random.default_rng(0).random((2, 8, 6, 3)).astype(np.float32)
-  got = np.array(segs_paste(image, ((20, 30), [_seg(crop, _full(8, 6),
-                                                      (4, 5, 10, 13))]), 0))
+  got = np.array(segs_paste(image, ((20, 30), [seg(crop, _full(8, 6),
+                                                     (4, 5, 10, 13))]), 0))
   np.testing.assert_array_equal(got[:, 5:13, 4:10], crop)
   got[:, 5:13, 4:10] = 0
   assert not got.any()
@@ -70,7 +67,7 @@ def test_edges(region, use_ref):
   crop = rng.random((2, 12, 12, 3)).astype(np.float32)
   ref = rng.random((2, 20, 30, 3)).astype(np.float32) if use_ref else None
   mask = rng.random((12, 12)).astype(np.float32)
-  segs = ((20, 30), [_seg(crop, mask, region)])
+  segs = ((20, 30), [seg(crop, mask, region)])
   case = cases.Case(image, segs, 3, 200, ref)
   got, _ = check(case)
   x1, y1, x2, y2 = region
@@ -80,8 +77,8 @@ def test_edges(region, use_ref):
 
 def test_later_segments_land_on_top():
   image = np.zeros((1, 16, 16, 1), np.float32)
-  first = _seg(np.full((1, 8, 8, 1), 0.25, np.float32), _full(8, 8), (0, 0, 8, 8))
-  second = _seg(np.full((1, 8, 8, 1), 0.75, np.float32), _full(8, 8), (4, 4, 12, 12))
+  first = seg(np.full((1, 8, 8, 1), 0.25, np.float32), _full(8, 8), (0, 0, 8, 8))
+  second = seg(np.full((1, 8, 8, 1), 0.75, np.float32), _full(8, 8), (4, 4, 12, 12))
   got = np.asarray(segs_paste(image, ((16, 16), [first, second]), 0))
   assert got[0, 5, 5, 0] == 0.75 and got[0, 1, 1, 0] == 0.25
   check(cases.Case(image, ((16, 16), [first, second]), 0, 255))
@@ -103,7 +100,7 @@ def test_kernel_clamp_sizes(feather):
     crop = rng.random((1, side, side + 5, 1)).astype(np.float32)
     mask = rng.random((side, side + 5)).astype(np.float32)
     y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side - 5))
-    items.append(_seg(crop, mask, (x, y, x + side + 5, y + side)))
+    items.append(seg(crop, mask, (x, y, x + side + 5, y + side)))
   check(cases.Case(image, ((h, w), items), feather, 255))
 
 
@@ -113,7 +110,7 @@ def test_mask_resized_to_crop_after_blur():
   image = rng.random((1, 40, 40, 3)).astype(np.float32)
   crop = rng.random((1, 20, 24, 3)).astype(np.float32)
   mask = rng.random((9, 31)).astype(np.float32)
-  check(cases.Case(image, ((40, 40), [_seg(crop, mask, (5, 5, 29, 25))]), 4, 255))
+  check(cases.Case(image, ((40, 40), [seg(crop, mask, (5, 5, 29, 25))]), 4, 255))
 
 
 def test_ref_image_overhang_squashes_mask_like_the_node():
@@ -122,7 +119,7 @@ def test_ref_image_overhang_squashes_mask_like_the_node():
   image = rng.random((1, 30, 30, 3)).astype(np.float32)
   ref = rng.random((1, 30, 30, 3)).astype(np.float32)
   mask = rng.random((12, 12)).astype(np.float32)
-  segs = ((30, 30), [_seg(None, mask, (24, 20, 36, 32))])
+  segs = ((30, 30), [seg(None, mask, (24, 20, 36, 32))])
   check(cases.Case(image, segs, 2, 255, ref))
 
 
@@ -132,7 +129,7 @@ def test_mask_batch_rules():
   crop = rng.random((3, 10, 10, 3)).astype(np.float32)
   for frames in (1, 2, 3, 5):
     mask = rng.random((frames, 10, 10)).astype(np.float32)
-    segs = ((24, 24), [_seg(crop, mask, (3, 4, 13, 14))])
+    segs = ((24, 24), [seg(crop, mask, (3, 4, 13, 14))])
     check(cases.Case(image, segs, 1, 255))
 
 
@@ -140,7 +137,7 @@ def test_single_frame_crop_broadcasts():
   rng = np.random.default_rng(5)
   image = rng.random((4, 16, 16, 4)).astype(np.float32)
   crop = rng.random((1, 8, 8, 4)).astype(np.float32)
-  got, _ = check(cases.Case(image, ((16, 16), [_seg(crop, _full(8, 8), (2, 2, 10, 10))]), 0, 255))
+  got, _ = check(cases.Case(image, ((16, 16), [seg(crop, _full(8, 8), (2, 2, 10, 10))]), 0, 255))
   for i in range(4):
     np.testing.assert_array_equal(got[i, 2:10, 2:10], crop[0])
 
@@ -152,8 +149,8 @@ def test_scale_match(factor, channels):
   image = rng.random((2, 30 * factor, 40 * factor, channels)).astype(np.float32)
   crop = rng.random((2, 11, 13, channels)).astype(np.float32)
   mask = rng.random((11, 13)).astype(np.float32)
-  segs = ((30, 40), [_seg(crop, mask, (5, 7, 18, 18)),
-                     _seg(crop[:1], rng.random((3, 11, 13)).astype(np.float32),
+  segs = ((30, 40), [seg(crop, mask, (5, 7, 18, 18)),
+                     seg(crop[:1], rng.random((3, 11, 13)).astype(np.float32),
                           (20, 10, 33, 21))])
   check(cases.Case(image, segs, 5, 255))
 
@@ -163,7 +160,7 @@ def test_non_uniform_scale_match_flag():
   rng = np.random.default_rng(6)
   image = rng.random((1, 60, 120, 3)).astype(np.float32)  # rh = 2, rw = 3
   crop = rng.random((1, 10, 10, 3)).astype(np.float32)
-  segs = ((30, 40), [_seg(crop, _full(10, 10), (5, 5, 15, 15))])
+  segs = ((30, 40), [seg(crop, _full(10, 10), (5, 5, 15, 15))])
   case = cases.Case(image, segs, 0, 255)
   ours, _ = check(case)
   node, _ = check(case, node_axis_mixup=True)

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import cases
+from cases import seg
 import reference
-from segspaste_jax import SEG, segs_paste
+from segspaste_jax import segs_paste
 
 paste_module = importlib.import_module("segspaste_jax.paste")
 
@@ -32,7 +33,6 @@ def row_classes(monkeypatch):
       monkeypatch.setattr(paste_module, "_ROW_CLASS_MIN_BYTES", threshold)
       jax.clear_caches()  # the threshold is read when tracing
       results.append(np.asarray(fn()))
-    jax.clear_caches()
     return results
 
   yield run
@@ -64,10 +64,6 @@ def test_random_cases(seed, row_classes):
   _check(cases.random_case(seed), row_classes)
 
 
-def _seg(crop, mask, region):
-  return SEG(crop, mask, 0.5, region, region, "face")
-
-
 @pytest.mark.parametrize("region", [
     (30, 10, 42, 18),     # 8 rows: the shortest window (80 rows)
     (30, 20, 42, 110),    # 90 rows: the 96-row window
@@ -90,9 +86,9 @@ def test_window_placement(region, use_ref, row_classes):
   mask = rng.random((y2 - y1, x2 - x1)).astype(np.float32)
   # a 120-row segment: bucket 128, windows of 80, 96, 112 and 128 rows
   tall = rng.random((2, 120, 10, 3)).astype(np.float32)
-  segs = ((200, 260), [_seg(tall, rng.random((120, 10)).astype(np.float32),
+  segs = ((200, 260), [seg(tall, rng.random((120, 10)).astype(np.float32),
                             (10, 5, 20, 125)),
-                       _seg(crop, mask, region)])
+                       seg(crop, mask, region)])
   assert paste_module._window_heights(128, 1 << 30) == (80, 96, 112, 128)
   ref = rng.random((2, 200, 260, 3)).astype(np.float32) if use_ref else None
   got = _check(cases.Case(image, segs, 3, 200, ref), row_classes)
@@ -105,7 +101,7 @@ def test_grad_and_vmap(row_classes):
   rng = np.random.default_rng(11)
   images = rng.random((2, 2, 200, 260, 3)).astype(np.float32)
   segs = ((200, 260), [
-      _seg(rng.random((2, h, 12, 3)).astype(np.float32),
+      seg(rng.random((2, h, 12, 3)).astype(np.float32),
            rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
       for h, x, y in ((120, 10, 5), (8, 30, 10), (90, 30, 20), (8, 240, 190))])
   packed = pack_segs(segs, images.shape[1:])
