@@ -72,12 +72,13 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     out = sharded_paste(image, packed, feather=feather, alpha=alpha,
                         ref_image=ref, mesh=mesh)
   else:
-    ref = None if ref is None else convert.to_jax(ref)
-    packed = convert.tree_to_jax(packed)
+    # Host arrays go to the jitted paste as they are: it shares aligned
+    # ones (the packed crops and masks) without copying them.
+    ref = None if ref is None else convert.for_xla(ref)
     if workspace.worth_it(image.shape, image.dtype):
       out = _paste_reusing_output(image, packed, feather, alpha, ref)
     else:
-      out = paste(convert.to_jax(image, pooled=True), packed,
+      out = paste(convert.for_xla(image, pooled=True), packed,
                   feather=feather, alpha=alpha, ref_image=ref)
   return convert.from_unit_float(out) if as_uint8 else out
 
@@ -102,6 +103,6 @@ def _paste_reusing_output(image, packed, feather, alpha, ref):
     result = paste(buffer, packed, feather=feather, alpha=alpha,
                    ref_image=ref, donate_image=True)
   else:
-    result = paste_into(buffer, convert.to_jax(image, pooled=True), packed,
+    result = paste_into(buffer, convert.for_xla(image, pooled=True), packed,
                         feather=feather, alpha=alpha, ref_image=ref)
   return workspace.lend(result)  # shares the buffer: no copy out

@@ -422,7 +422,7 @@ def no_jax(monkeypatch):
 
   # every way api.py reaches JAX: its jnp/jax names, the core, the transfer
   for module, name in [(api, "jnp"), (api, "jax"), (api, "paste"),
-                       (api, "sharded_paste"), (convert, "to_jax")]:
+                       (api, "sharded_paste"), (convert, "for_xla")]:
     monkeypatch.setattr(module, name, Tripwire(), raising=False)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from segspaste_jax import SEG, pack_segs, paste, segs_paste, workspace
-from tests import reference
+from tests import cases, reference
 
 SHAPE = (4, 256, 256)
 
@@ -306,3 +306,55 @@ def test_parallel_and_chunked_copy_copy_everything(monkeypatch, shape):
   strided = np.full(shape[::-1], np.nan, np.float32).T  # not C-contiguous
   convert.parallel_copy(strided, src)
   np.testing.assert_array_equal(strided, src)
+
+
+class _NoPool:
+  def map(self, *args, **kwargs):
+    raise AssertionError("small packing went to the thread pool")
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("zero_padding", [True, False])
+def test_packing_inline_and_on_threads_agree(monkeypatch, seed, zero_padding):
+  from segspaste_jax import convert
+  case = cases.random_case(seed)
+  shape = case.image.shape
+  monkeypatch.setattr(convert, "_copy_pool", _NoPool())
+  monkeypatch.setattr(convert, "_COPY_MIN_BYTES", 1 << 40)  # all inline
+  inline = pack_segs(case.segs, shape, zero_padding=zero_padding)
+  monkeypatch.setattr(convert, "_copy_pool", None)
+  monkeypatch.setattr(convert, "_COPY_MIN_BYTES", 0)  # all on the pool
+  monkeypatch.setattr(convert, "_TASK_BYTES", 256)  # many pieces
+  pooled = pack_segs(case.segs, shape, zero_padding=zero_padding)
+  for field in ("regions", "crop_sizes", "mask_sizes", "valid", "has_crop"):
+    np.testing.assert_array_equal(getattr(pooled, field),
+                                  getattr(inline, field))
+  for i in range(inline.meta.num_segments):
+    fh, fw = inline.crop_sizes[i]
+    mh, mw = inline.mask_sizes[i]
+    f = max(int(inline.crop_frames[i]), 1)
+    np.testing.assert_array_equal(pooled.crops[i, :f, :fh, :fw],
+                                  inline.crops[i, :f, :fh, :fw])
+    np.testing.assert_array_equal(pooled.masks[i, :, :mh, :mw],
+                                  inline.masks[i, :, :mh, :mw])
+  if zero_padding:  # the padding too
+    np.testing.assert_array_equal(pooled.crops, inline.crops)
+    np.testing.assert_array_equal(pooled.masks, inline.masks)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_packing_finds_nan_crops_inline_and_on_threads(monkeypatch, threads):
+  from segspaste_jax import convert
+  if threads:
+    monkeypatch.setattr(convert, "_COPY_MIN_BYTES", 0)
+    monkeypatch.setattr(convert, "_TASK_BYTES", 256)
+  else:
+    monkeypatch.setattr(convert, "_copy_pool", _NoPool())
+  crops = [np.random.default_rng(i).random((2, 20, 30, 3)).astype(np.float32)
+           for i in range(3)]
+  crops[2][1, 19, 29, 0] = np.nan  # the last value of the last crop
+  segs = ((64, 64), [cases.seg(c, np.ones((20, 30), np.float32),
+                               (i, i, i + 30, i + 20))
+                     for i, c in enumerate(crops)])
+  with pytest.raises(ValueError, match=r"segs\[1\]\[2\]\.cropped_image"):
+    pack_segs(segs, (2, 64, 64, 3), zero_padding=False)
