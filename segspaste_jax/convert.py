@@ -144,7 +144,9 @@ def to_jax(x, pooled: bool = False):
 
 
 _COPY_THREADS = min(4, os.cpu_count() or 1)
-_COPY_MIN_BYTES = 8 << 20
+# Below this, one thread copies faster than the pool (its hand-offs cost more
+# than they save: 12 MB in 0.84 against 1.08 ms; 24 MB 2.9 against 2.1 ms).
+_COPY_MIN_BYTES = 16 << 20
 _TASK_BYTES = 2 << 20  # packing tasks: about this much destination each
 _copy_pool = None
 
