@@ -98,6 +98,39 @@ def _window_heights(win_h: int, window_bytes: int) -> tuple[int, ...]:
                        for k in range(5, 9)}))
 
 
+@jax.custom_jvp
+def _blend_window(mask, gain, under, ref, inside):
+  """`(1 - m) * under + m * ref` with `m = mask * gain`, where `mask != 0`;
+  `under` itself where `mask == 0`.
+
+  `mask` is 0 wherever `inside` (the crop's own pixels) is False, so `ref`
+  is never read there: the crop's padding may hold anything, NaN included.
+  Selecting on the mask value costs less than selecting `ref` by position
+  (`inside`, from iotas, for every pixel and channel): W2's in-place paste 37 ->
+  31 ms. Where the mask is 0 the two agree exactly (finite `ref`).
+
+  The derivatives are those of the blend with `ref` taken as 0 outside
+  `inside` (`_blend_window_jvp`): the select on the mask value would give a
+  zero derivative with respect to the mask where it is 0, and a mask
+  that starts at 0 still learns.
+  """
+  del inside  # only the derivatives need it
+  m = mask * gain
+  return jnp.where(mask != 0, (1 - m) * under + m * ref, under)
+
+
+@_blend_window.defjvp
+def _blend_window_jvp(primals, tangents):
+  mask, gain, under, ref, inside = primals
+  d_mask, d_gain, d_under, d_ref, _ = tangents
+  m = mask * gain
+  ref = jnp.where(inside, ref, 0)
+  d_ref = jnp.where(inside, d_ref, 0)
+  d_m = d_mask * gain + mask * d_gain
+  return (_blend_window(mask, gain, under, ref, inside),
+          (1 - m) * d_under + m * d_ref + d_m * (ref - under))
+
+
 def _inside(shape, dy, dx, size):
   """`[h, w]` bool: entry `(u, v)` is True where `(u + dy, v + dx)` lies in
   `[0, size[0]) x [0, size[1])`."""
@@ -193,13 +226,11 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image):
     else:
       ref = lax.dynamic_slice(ref_image, corner,
                               (ref_image.shape[0], rows, win_w, c))
-    # Only the crop's (or region's) own pixels: its padding may hold
-    # anything, and 0, not `under`, beside them: the mask is 0 there, and
-    # 0 * inf is NaN.
-    inside = _inside((rows, win_w), dy, dx, ref_hw)
-    ref = jnp.where(inside[..., None], ref, 0)
-    m = m[:, :rows, :, None] * gain
-    blended = (1 - m) * under + m * ref.astype(compute)
+    # The mask is 0 outside the crop's (or region's) own pixels, whose
+    # padding may hold anything (0 * inf is NaN): see `_blend_window`.
+    inside = _inside((rows, win_w), dy, dx, ref_hw)[..., None]
+    blended = _blend_window(m[:, :rows, :, None], gain, under,
+                            ref.astype(compute), inside)
     return lax.dynamic_update_slice(frames, blended.astype(frames.dtype),
                                     corner)
 

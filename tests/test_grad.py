@@ -125,3 +125,68 @@ def test_grad_alpha_at_zero(x64):
   numeric = (loss(EPS) - loss(-EPS)) / (2 * EPS)
   np.testing.assert_allclose(jax.grad(loss)(jnp.float64(0.0)), numeric,
                              rtol=1e-6)
+
+
+def _zero_patch_masks(packed):
+  """The packed masks with a 3x4 block of exact zeros inside SEG 0's mask
+  and SEG 1's first row zero: pixels that paste nothing, whose mask can
+  still be learned."""
+  masks = np.array(packed.masks, np.float64)
+  masks[0, :, 2:5, 3:7] = 0.0
+  masks[1, :, 0, :] = 0.0
+  return masks
+
+
+def test_grad_where_the_mask_is_zero(x64):
+  """At mask 0 the blend leaves the image as it is, but its derivative with
+  respect to the mask is `alpha / 255 * (crop - image)`, not 0."""
+  rng = np.random.default_rng(50)
+  image, packed = _packed(rng, 2, ref=False)
+  masks = _zero_patch_masks(packed)
+  weights = rng.standard_normal(image.shape)
+
+  def loss(image, crops, masks, alpha):
+    out = paste(image, packed._replace(crops=crops, masks=masks), feather=0,
+                alpha=alpha)
+    return jnp.sum(weights * out)
+
+  args = (jnp.asarray(image), jnp.asarray(packed.crops, jnp.float64),
+          jnp.asarray(masks), jnp.float64(200.0))
+  _directional_check(loss, args, rng)
+  grad = np.asarray(jax.grad(loss, argnums=2)(*args))
+  # SEG 1 (per-frame masks the crop's size, at x 9, y 6): mask pixel
+  # (f, 0, c) lands on image pixel (f, 6, 9 + c), for c < 5
+  want = 200.0 / 255 * np.sum(weights[:, 6, 9:14] * (
+      packed.crops[1, 0, 0, :5] - image[:, 6, 9:14]), axis=-1)
+  np.testing.assert_allclose(grad[1, :, 0, :5], want, rtol=1e-10)
+  assert np.abs(grad[0, 0, 2:5, 3:7]).min() > 0
+
+
+def test_grad_ignores_what_the_padding_holds(x64):
+  """NaN and inf in the crops' and masks' padding reach neither the result
+  nor any derivative."""
+  rng = np.random.default_rng(60)
+  image, packed = _packed(rng, 2, ref=False)
+  crops = np.array(packed.crops, np.float64)
+  masks = _zero_patch_masks(packed)
+  dirty_crops, dirty_masks = crops.copy(), masks.copy()
+  for i in range(2):
+    ch, cw = packed.crop_sizes[i]
+    mh, mw = packed.mask_sizes[i]
+    dirty_crops[i, :, ch:] = np.nan
+    dirty_crops[i, :, :, cw:] = np.inf
+    dirty_masks[i, :, mh:] = np.nan
+    dirty_masks[i, :, :, mw:] = -np.inf
+
+  def loss(image, crops, masks, alpha):
+    return jnp.sum(paste(image, packed._replace(crops=crops, masks=masks),
+                         feather=2, alpha=alpha) ** 2)
+
+  grad = jax.grad(loss, argnums=(0, 1, 2, 3))
+  clean = grad(jnp.asarray(image), jnp.asarray(crops), jnp.asarray(masks),
+               jnp.float64(150.0))
+  dirty = grad(jnp.asarray(image), jnp.asarray(dirty_crops),
+               jnp.asarray(dirty_masks), jnp.float64(150.0))
+  for c, d in zip(clean, dirty):
+    assert np.isfinite(np.asarray(d)).all()
+    np.testing.assert_array_equal(np.asarray(d), np.asarray(c))
