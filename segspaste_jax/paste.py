@@ -106,8 +106,8 @@ def _blend_window(mask, gain, under, ref, inside):
   `mask` is 0 wherever `inside` (the crop's own pixels) is False, so `ref`
   is never read there: the crop's padding may hold anything, NaN included.
   Selecting on the mask value costs less than selecting `ref` by position
-  (`inside`, from iotas, for every pixel and channel): W2's in-place paste 37 ->
-  31 ms. Where the mask is 0 the two agree exactly (finite `ref`).
+  (`inside`, from iotas, for every pixel and channel): W2's in-place paste
+  37 -> 31 ms. Where the mask is 0 the two agree exactly (finite `ref`).
 
   The derivatives are those of the blend with `ref` taken as 0 outside
   `inside` (`_blend_window_jvp`): the select on the mask value would give a
