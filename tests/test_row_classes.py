@@ -117,3 +117,41 @@ def test_grad_and_vmap(row_classes):
   # (XLA fuses the batched program differently: a last-bit difference)
   np.testing.assert_allclose(batched[1], batched[0], rtol=0, atol=1e-6)
   assert np.abs(batched[1] - images).max() > 1e-3
+
+
+def test_platform_known_or_not(monkeypatch):
+  """Where the image's platform is known before tracing, one window path is
+  traced; inside the caller's `jit` both are, and XLA picks at lowering.
+  All three give the same pixels."""
+  from segspaste_jax import pack_segs, paste
+  monkeypatch.setattr(paste_module, "_ROW_CLASS_MIN_BYTES", 0)
+  jax.clear_caches()
+  rng = np.random.default_rng(12)
+  image = rng.random((2, 200, 260, 3)).astype(np.float32)
+  segs = ((200, 260), [
+      seg(rng.random((2, h, 12, 3)).astype(np.float32),
+          rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
+      for h, x, y in ((120, 10, 5), (8, 30, 10), (8, 240, 190))])
+  packed = pack_segs(segs, image.shape).strip_meta()
+  assert paste_module._platform(image) == "cpu"
+  assert paste_module._platform(jax.numpy.asarray(image)) == "cpu"
+  seen = []
+  jax.jit(lambda im: seen.append(paste_module._platform(im)) or im)(image)
+  assert seen == [None]
+
+  def run(platform):
+    return np.asarray(paste_module._paste_jit(
+        image, packed, feather=3, alpha=200, ref_image=None,
+        platform=platform))
+
+  cpu, other, unknown = run("cpu"), run("other"), run(None)
+  np.testing.assert_array_equal(cpu, other)
+  np.testing.assert_array_equal(cpu, unknown)
+  np.testing.assert_array_equal(cpu, np.asarray(paste(image, packed,
+                                                      feather=3, alpha=200)))
+  # the CPU program has the row-class branches, the other one does not
+  conds = lambda p: paste_module._paste_jit.lower(
+      image, packed, feather=3, alpha=200, ref_image=None,
+      platform=p).as_text().count("case")
+  assert conds("cpu") > conds("other")
+  jax.clear_caches()
