@@ -99,21 +99,6 @@ def xla_shares(x: np.ndarray) -> bool:
       x.flags.c_contiguous and x.ctypes.data % 64 == 0)
 
 
-def _host_for_xla(x, pooled: bool):
-  """`x` as numpy that XLA can share: itself, or an aligned copy of it.
-
-  `pooled=True` takes that copy from `workspace.host_empty` (reused from
-  call to call) instead of fresh memory.
-  """
-  x = to_numpy(x, "array")
-  if xla_shares(x):
-    return x
-  copy = (workspace.host_empty(x.shape, x.dtype) if pooled
-          else aligned_zeros(x.shape, x.dtype, zero=False))
-  parallel_copy(copy, x)
-  return copy
-
-
 def for_xla(x, pooled: bool = False):
   """`x` as a jitted function takes it without a copy where possible.
 
@@ -127,7 +112,13 @@ def for_xla(x, pooled: bool = False):
   """
   if isinstance(x, jax.Array):
     return x
-  return _host_for_xla(x, pooled)
+  x = to_numpy(x, "array")
+  if xla_shares(x):
+    return x
+  copy = (workspace.host_empty(x.shape, x.dtype) if pooled
+          else aligned_zeros(x.shape, x.dtype, zero=False))
+  parallel_copy(copy, x)
+  return copy
 
 
 def to_jax(x, pooled: bool = False):
