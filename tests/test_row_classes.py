@@ -95,15 +95,22 @@ def test_window_placement(region, use_ref, row_classes):
   assert np.abs(got - image).max() > 1e-3
 
 
+def _columns(rng, placements):
+  """SEGS for a 2-frame 200x260 image: a 12-pixel-wide crop of `h` rows at
+  `(x, y)` for each `(h, x, y)`, with a 2-D mask."""
+  return ((200, 260), [
+      seg(rng.random((2, h, 12, 3)).astype(np.float32),
+          rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
+      for h, x, y in placements])
+
+
 def test_grad_and_vmap(row_classes):
   """The row-class branches under `jax.grad` and `jax.vmap`."""
   from segspaste_jax import pack_segs, paste
   rng = np.random.default_rng(11)
   images = rng.random((2, 2, 200, 260, 3)).astype(np.float32)
-  segs = ((200, 260), [
-      seg(rng.random((2, h, 12, 3)).astype(np.float32),
-           rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
-      for h, x, y in ((120, 10, 5), (8, 30, 10), (90, 30, 20), (8, 240, 190))])
+  segs = _columns(rng, ((120, 10, 5), (8, 30, 10), (90, 30, 20),
+                        (8, 240, 190)))
   packed = pack_segs(segs, images.shape[1:])
 
   def loss(alpha):
@@ -128,10 +135,7 @@ def test_platform_known_or_not(monkeypatch):
   jax.clear_caches()
   rng = np.random.default_rng(12)
   image = rng.random((2, 200, 260, 3)).astype(np.float32)
-  segs = ((200, 260), [
-      seg(rng.random((2, h, 12, 3)).astype(np.float32),
-          rng.random((h, 12)).astype(np.float32), (x, y, x + 12, y + h))
-      for h, x, y in ((120, 10, 5), (8, 30, 10), (8, 240, 190))])
+  segs = _columns(rng, ((120, 10, 5), (8, 30, 10), (8, 240, 190)))
   packed = pack_segs(segs, image.shape).strip_meta()
   assert paste_module._platform(image) == "cpu"
   assert paste_module._platform(jax.numpy.asarray(image)) == "cpu"
