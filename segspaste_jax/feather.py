@@ -18,8 +18,31 @@ import numpy as np
 from jax import lax
 
 SIGMA = 10.0  # fixed by the node, independent of the kernel size
-_UNROLLED_TAPS = 21  # kernels up to this many taps are one unrolled sum
+# Kernels up to this many taps are one unrolled sum, wider ones a banded
+# matrix product, by platform ("cpu" or "other": GPU, TPU). On XLA:CPU the
+# sum is the faster of the two up to 21 taps. On an H200 both ran W3's
+# 21-tap blur at the same speed, but the unrolled sum took its program
+# 32-36 s to compile against 11 s for the matrix product.
+_UNROLLED_TAPS = {"cpu": 21, "other": 11}
 _BLOCK = 128  # output samples per block of the wide kernels' matrix product
+
+
+def platform_of(x) -> str | None:
+  """"cpu" or "other": where an array will be worked on, when that is known
+  before tracing (a concrete array); None inside a trace.
+
+  Programs differ by platform (the blur's form here; the window paths in
+  `paste`). Where it is only known at lowering (inside the caller's own
+  `jit`), both forms are traced and `lax.platform_dependent` picks one;
+  knowing it first saves tracing the other (about 0.1 s of W2's first call).
+  """
+  if isinstance(x, jax.core.Tracer):
+    return None
+  if isinstance(x, jax.Array):
+    cpu = all(d.platform == "cpu" for d in x.devices())
+  else:  # host data goes to the default backend
+    cpu = jax.default_backend() == "cpu"
+  return "cpu" if cpu else "other"
 
 
 def effective_radius(feather: int, short_side):
@@ -77,14 +100,14 @@ def _reflect_pad(x, n, max_radius: int, axis: int):
                                          big_r + n, axis)
 
 
-def _blur_axis(x, n, radius, max_radius: int, axis: int):
+def _blur_axis(x, n, radius, max_radius: int, axis: int, unrolled: bool):
   """Blurs `x` along `axis` (real length `n`, traced) with reflect padding.
 
   A correlation over static shifts of the reflect-padded array, which XLA
-  fuses into one loop (up to 21 taps), or a banded matrix product (wider);
-  taps beyond the traced `radius` are zero. Entries at and past `n` come out
-  as junk and are the caller's to mask. `x` must be finite: in the matrix
-  product a NaN reaches every output of its block, not only its neighbours.
+  fuses into one loop (`unrolled`), or a banded matrix product; taps beyond
+  the traced `radius` are zero. Entries at and past `n` come out as junk
+  and are the caller's to mask. `x` must be finite: in the matrix product
+  a NaN reaches every output of its block, not only its neighbours.
   """
   axis = axis % x.ndim
   length = x.shape[axis]
@@ -92,7 +115,7 @@ def _blur_axis(x, n, radius, max_radius: int, axis: int):
   # materialise the padded array once, or XLA re-fuses it into every shift
   padded = lax.optimization_barrier(_reflect_pad(x, n, max_radius, axis))
   count = 2 * max_radius + 1
-  if count <= _UNROLLED_TAPS:
+  if unrolled:
     shifted = lambda t: lax.slice_in_dim(padded, t, t + length, axis=axis)
     out = taps[0] * shifted(0)
     for t in range(1, count):
@@ -127,7 +150,8 @@ def _blur_axis_blocks(padded, taps, length: int, axis: int, max_radius: int):
   return jnp.moveaxis(out, -1, axis)
 
 
-def blur_padded(mask, height, width, feather: int):
+def blur_padded(mask, height, width, feather: int,
+                platform: str | None = None):
   """Feathers zero-padded masks whose real size is traced.
 
   Args:
@@ -136,17 +160,31 @@ def blur_padded(mask, height, width, feather: int):
     height: int32 scalar, the masks' real height (>= 1).
     width: int32 scalar, the masks' real width (>= 1).
     feather: static int in 0..100.
+    platform: "cpu" or "other" where the program will run, if known; None:
+      `lax.platform_dependent` picks the blur's form at lowering.
 
   Returns:
     `[..., Hb, Wb]` blurred masks, zero outside `[:height, :width]`.
   """
   if feather <= 0:
     return mask
+  unrolled = {p: 2 * feather + 1 <= taps for p, taps in _UNROLLED_TAPS.items()}
+  if platform is None and unrolled["cpu"] != unrolled["other"]:
+    blur = lambda p: functools.partial(_blur_both_axes, feather=feather,
+                                       unrolled=unrolled[p])
+    return lax.platform_dependent(mask, height, width, cpu=blur("cpu"),
+                                  default=blur("other"))
+  return _blur_both_axes(mask, height, width, feather=feather,
+                         unrolled=unrolled[platform or "cpu"])
+
+
+def _blur_both_axes(mask, height, width, *, feather: int, unrolled: bool):
   radius = effective_radius(feather, jnp.minimum(height, width))
   rows = jnp.arange(mask.shape[-2])[:, None] < height
   cols = jnp.arange(mask.shape[-1])[None, :] < width
-  out = jnp.where(cols, _blur_axis(mask, width, radius, feather, axis=-1), 0.0)
-  out = _blur_axis(out, height, radius, feather, axis=-2)
+  out = jnp.where(cols, _blur_axis(mask, width, radius, feather, -1, unrolled),
+                  0.0)
+  out = _blur_axis(out, height, radius, feather, -2, unrolled)
   return jnp.where(rows & cols, out, 0.0)
 
 
@@ -177,10 +215,11 @@ def gaussian_blur_mask(mask, feather: int):
   h, w = mask.shape[-2:]
   if h == 0 or w == 0:
     raise ValueError(f"mask: expected a non-empty [h, w], got shape {mask.shape}")
-  return _blur_stack(mask.reshape((-1, h, w)), feather=feather).reshape(mask.shape)
+  return _blur_stack(mask.reshape((-1, h, w)), feather=feather,
+                     platform=platform_of(mask)).reshape(mask.shape)
 
 
-@functools.partial(jax.jit, static_argnames=("feather",))
-def _blur_stack(masks, feather: int):
+@functools.partial(jax.jit, static_argnames=("feather", "platform"))
+def _blur_stack(masks, feather: int, platform: str | None):
   h, w = masks.shape[-2:]
-  return blur_padded(masks, np.int32(h), np.int32(w), feather)
+  return blur_padded(masks, np.int32(h), np.int32(w), feather, platform)

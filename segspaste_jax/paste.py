@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from segspaste_jax.feather import blur_padded
+from segspaste_jax.feather import platform_of as _platform
 from segspaste_jax.segs import PackedSegs
 
 
@@ -47,7 +48,8 @@ def _resize(masks, mask_hw, ref_hw):
                     precision=lax.Precision.HIGHEST)
 
 
-def _prepare_mask(masks, mask_hw, ref_hw, shift, window, feather: int):
+def _prepare_mask(masks, mask_hw, ref_hw, shift, window, feather: int,
+                  platform: str | None):
   """One segment's `[F, B, B]` masks, feathered, resized and cut to a window.
 
   The order is the node's: `tensor_gaussian_blur_mask` at the mask's own
@@ -57,7 +59,7 @@ def _prepare_mask(masks, mask_hw, ref_hw, shift, window, feather: int):
   the window's offset into the mask: cutting it here keeps the padding
   that the cut needs inside one fused loop.
   """
-  masks = blur_padded(masks, mask_hw[0], mask_hw[1], feather)
+  masks = blur_padded(masks, mask_hw[0], mask_hw[1], feather, platform)
   same = (mask_hw[0] == ref_hw[0]) & (mask_hw[1] == ref_hw[1])
   cut = lambda m: _shifted_window(m, shift[0], shift[1], *window)
   return lax.cond(same, cut, lambda m: cut(_resize(m, mask_hw, ref_hw)),
@@ -173,24 +175,6 @@ def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                 ref_image=ref_image, platform=_platform(image))
 
 
-def _platform(image) -> str | None:
-  """"cpu" or "other": where `image` will be pasted, when that is known
-  before tracing (a concrete array); None inside a trace.
-
-  The CPU program writes windows in row classes (`_window_heights`); where
-  the platform is only known at lowering (`paste` inside the caller's own
-  `jit`), both paths are traced and `lax.platform_dependent` picks one.
-  Knowing it first saves tracing the other: about 0.1 s of W2's first call.
-  """
-  if isinstance(image, jax.core.Tracer):
-    return None
-  if isinstance(image, jax.Array):
-    cpu = all(d.platform == "cpu" for d in image.devices())
-  else:  # host data goes to the default backend
-    cpu = jax.default_backend() == "cpu"
-  return "cpu" if cpu else "other"
-
-
 def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image,
                 platform: str | None = None):
   n, h, w, c = image.shape
@@ -263,7 +247,7 @@ def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image,
     mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
     prepare = lambda shift: _prepare_mask(mask.astype(compute), mask_hw,
                                           ref_hw, shift, (win_h, win_w),
-                                          feather)
+                                          feather, platform)
     general = (ys - oy, xs - ox)
 
     def one_window(frames):

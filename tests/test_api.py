@@ -138,6 +138,54 @@ def test_gaussian_blur_mask_matches_reference():
                                atol=1e-6)
 
 
+
+@pytest.mark.parametrize("feather", [6, 8, 10])
+def test_blur_forms_by_platform(feather, monkeypatch):
+  """Kernels of 13-21 taps: an unrolled sum on CPU, a banded matrix product
+  elsewhere (it compiles far faster on GPU); both match the reference, and
+  a program whose platform is only known at lowering takes the CPU form."""
+  from segspaste_jax import feather as feather_module
+  rng = np.random.default_rng(feather)
+  bucket = 64
+  masks, sizes = [], []
+  for h, w in [(64, 64), (50, 37), (23, 60), (13, 15), (9, 40), (5, 7)]:
+    mask = np.zeros((bucket, bucket), np.float32)
+    mask[:h, :w] = rng.random((h, w))
+    masks.append(mask)
+    sizes.append((h, w))
+  masks = jnp.asarray(np.stack(masks))
+  sizes = jnp.asarray(sizes, jnp.int32)
+
+  def blur(platform):
+    one = lambda m, hw: feather_module.blur_padded(m, hw[0], hw[1], feather,
+                                                   platform)
+    return jax.jit(jax.vmap(one))
+
+  results = {p: np.asarray(blur(p)(masks, sizes)) for p in ("cpu", "other")}
+  for platform, got in results.items():
+    for i, (h, w) in enumerate(sizes.tolist()):
+      expected = reference.gaussian_blur(np.asarray(masks[i, :h, :w]), feather)
+      np.testing.assert_allclose(got[i, :h, :w], expected, atol=1e-6,
+                                 err_msg=platform)
+      assert not got[i, h:].any() and not got[i, :, w:].any()
+  # the two forms really differ: only the other platform's has a product
+  text = lambda p: blur(p).lower(masks, sizes).as_text()
+  assert "dot_general" not in text("cpu") and "dot_general" in text("other")
+  np.testing.assert_array_equal(np.asarray(blur(None)(masks, sizes)),
+                                results["cpu"])
+  assert not np.array_equal(results["cpu"], results["other"])
+  # the public blur asks for the form of where its mask lives
+  assert feather_module.platform_of(masks) == "cpu"
+  seen = []
+  blur_stack = feather_module._blur_stack
+  def spy(masks, feather, platform):
+    seen.append(platform)
+    return blur_stack(masks, feather=feather, platform=platform)
+  monkeypatch.setattr(feather_module, "_blur_stack", spy)
+  gaussian_blur_mask(np.asarray(masks[1, :50, :37]), feather)
+  jax.jit(lambda m: gaussian_blur_mask(m, feather))(masks[1])
+  assert seen == ["cpu", None]
+
 def test_pack_unpack_round_trip():
   rng = np.random.default_rng(4)
   n = 3
