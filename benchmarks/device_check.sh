@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One prepared run on an accelerator machine (a GPU with JAX installed, no
+# network): the environment, the benchmark on the accelerator, then tests.
+#
+#   OUT=/some/dir bash benchmarks/device_check.sh
+#
+# Nothing is installed: the repository is put on PYTHONPATH and the
+# machine's own jax, numpy, torch, chex and pytest are used. Each part has
+# its own time limit (BENCH_S, TEST_S seconds) so that the whole run fits a
+# short lease; what each part printed is kept under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/segspaste_device}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Several test processes share the GPU: no process takes most of its memory.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+
+{
+  nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not found"
+  $PY -c "import jax, jaxlib, numpy, torch; print('jax', jax.__version__, \
+'jaxlib', jaxlib.__version__, 'numpy', numpy.__version__, 'torch', \
+torch.__version__); print(jax.devices())"
+} 2>&1 | tee "$OUT/env.txt"
+
+timeout "${BENCH_S:-240}" $PY -m benchmarks.run \
+  --repeats "${REPEATS:-5}" ${BENCH_ARGS:-} --json "$OUT/results.json" \
+  2>&1 | tee "$OUT/bench.txt"
+echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
+
+timeout "${TEST_S:-200}" $PY -m pytest -q -x -n "${TEST_PROCS:-8}" \
+  -p no:cacheprovider --durations=10 \
+  ${TESTS:-tests/test_against_reference.py tests/test_grad.py} \
+  2>&1 | tee "$OUT/tests.txt"
+echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/tests.txt"
