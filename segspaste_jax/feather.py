@@ -203,8 +203,8 @@ def gaussian_blur_mask(mask, feather: int):
     The blurred masks, same shape as `mask` (the node returns `[1, h, w, 1]`;
     here the caller's layout is kept), float32 unless `mask` is float64.
     A NaN or inf in a mask spreads further than in the node's blur (up to
-    128 + 2 * feather pixels for feather > 10): `segs_paste` rejects such
-    masks; call this one with finite masks.
+    128 + 2 * feather pixels for feather > 10 on the CPU, > 5 elsewhere):
+    `segs_paste` rejects such masks; call this one with finite masks.
   """
   feather = int(feather)
   mask = jnp.asarray(mask)
