@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from segspaste_jax.feather import blur_padded
-from segspaste_jax.feather import platform_of as _platform
+from segspaste_jax.feather import blur_padded, platform_of
 from segspaste_jax.segs import PackedSegs
 
 
@@ -172,7 +171,7 @@ def paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   """
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather=int(feather), alpha=alpha,
-                ref_image=ref_image, platform=_platform(image))
+                ref_image=ref_image, platform=platform_of(image))
 
 
 def _paste_core(image, packed: PackedSegs, *, feather: int, alpha, ref_image,
@@ -309,7 +308,7 @@ def paste_into(buffer, image, packed: PackedSegs, *, feather: int = 5,
   # Two programs: a copy into the buffer, then the donated paste in place.
   # (One program starting its segment loop from `image` runs the loop in a
   # fresh buffer and copies that into `buffer` at the end.)
-  platform = _platform(buffer)  # before the copy deletes `buffer`
+  platform = platform_of(buffer)  # before the copy deletes `buffer`
   return _paste_jit_donated(_copy_into_jit(buffer, image),
                             packed.strip_meta(), feather=int(feather),
                             alpha=alpha, ref_image=ref_image,

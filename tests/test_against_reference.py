@@ -1,5 +1,8 @@
 """segs_paste against the float64 reference on seeded random and edge cases."""
 
+import dataclasses
+import importlib
+
 import numpy as np
 import pytest
 
@@ -7,6 +10,8 @@ import cases
 from cases import seg
 import reference
 from segspaste_jax import pack_segs, segs_paste
+
+paste_module = importlib.import_module("segspaste_jax.paste")
 
 TOLERANCE = 1e-5
 RANDOM_CASES = 300
@@ -38,17 +43,9 @@ def test_random_cases_paste_something():
   assert changed >= 15
 
 
-def _full(h, w, value=1.0):
-  return np.full((h, w), value, np.float32)
-
-
-
 def test_other_platforms_program_on_cpu():
   """The program built for GPU and TPU (one window per segment, and kernels
   of 13-21 taps as a matrix product), run here on seeded random cases."""
-  import dataclasses
-  import importlib
-  paste_module = importlib.import_module("segspaste_jax.paste")
   checked = 0
   for seed in range(8):
     case = cases.random_case(1000 + seed)
@@ -65,6 +62,11 @@ def test_other_platforms_program_on_cpu():
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     checked += bool(np.abs(got - image).max() > 1e-3)
   assert checked >= 4
+
+
+def _full(h, w, value=1.0):
+  return np.full((h, w), value, np.float32)
+
 
 def test_full_mask_no_feather_copies_crop():
   image = np.zeros((2, 20, 30, 3), np.float32)

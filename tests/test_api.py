@@ -19,6 +19,7 @@ except ImportError:
   torch = None
 
 paste_module = importlib.import_module("segspaste_jax.paste")
+feather_module = importlib.import_module("segspaste_jax.feather")
 
 
 def _layout(rng, n, h, w, count, side_range=(32, 256)):
@@ -138,13 +139,11 @@ def test_gaussian_blur_mask_matches_reference():
                                atol=1e-6)
 
 
-
 @pytest.mark.parametrize("feather", [6, 8, 10])
 def test_blur_forms_by_platform(feather, monkeypatch):
   """Kernels of 13-21 taps: an unrolled sum on CPU, a banded matrix product
   elsewhere (it compiles far faster on GPU); both match the reference, and
   a program whose platform is only known at lowering takes the CPU form."""
-  from segspaste_jax import feather as feather_module
   rng = np.random.default_rng(feather)
   bucket = 64
   masks, sizes = [], []
@@ -185,6 +184,7 @@ def test_blur_forms_by_platform(feather, monkeypatch):
   gaussian_blur_mask(np.asarray(masks[1, :50, :37]), feather)
   jax.jit(lambda m: gaussian_blur_mask(m, feather))(masks[1])
   assert seen == ["cpu", None]
+
 
 def test_pack_unpack_round_trip():
   rng = np.random.default_rng(4)

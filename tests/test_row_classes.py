@@ -17,6 +17,7 @@ import cases
 from cases import seg
 import reference
 from segspaste_jax import segs_paste
+from segspaste_jax.feather import platform_of
 
 paste_module = importlib.import_module("segspaste_jax.paste")
 
@@ -137,10 +138,10 @@ def test_platform_known_or_not(monkeypatch):
   image = rng.random((2, 200, 260, 3)).astype(np.float32)
   segs = _columns(rng, ((120, 10, 5), (8, 30, 10), (8, 240, 190)))
   packed = pack_segs(segs, image.shape).strip_meta()
-  assert paste_module._platform(image) == "cpu"
-  assert paste_module._platform(jax.numpy.asarray(image)) == "cpu"
+  assert platform_of(image) == "cpu"
+  assert platform_of(jax.numpy.asarray(image)) == "cpu"
   seen = []
-  jax.jit(lambda im: seen.append(paste_module._platform(im)) or im)(image)
+  jax.jit(lambda im: seen.append(platform_of(im)) or im)(image)
   assert seen == [None]
 
   def run(platform):
