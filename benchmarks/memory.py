@@ -4,9 +4,7 @@
 
 Samples this process's resident set every half millisecond during two
 calls and reports, for each, the peak above the resident set before it:
-the first call (compiling, and filling the buffers that `segs_paste` keeps
-for the next calls of the same shape on the CPU backend) and a warm one,
-plus what stays kept between calls (`segspaste_jax.workspace.kept_bytes`).
+the first call (compiling) and a warm one.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import time
 import numpy as np
 
 import segspaste_jax
-from segspaste_jax import workspace
 from benchmarks.workloads import WORKLOADS, make_workload
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -70,9 +67,6 @@ def main(argv=None) -> int:
     grown = peak_growth(image, segs, feather)
     print(f"  {call}: peak {grown / 2**20:.0f} MiB above its start = "
           f"{grown / batch:.2f}x the batch")
-  kept = workspace.kept_bytes()
-  print(f"  kept between calls: {kept / 2**20:.0f} MiB = "
-        f"{kept / batch:.2f}x the batch (release_buffers() frees it)")
   return 0
 
 

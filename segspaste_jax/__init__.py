@@ -1,25 +1,34 @@
-"""segspaste_jax: the ComfyUI Impact Pack's SEGSPaste node in JAX."""
+"""segspaste_jax: the ComfyUI Impact Pack's SEGSPaste node in JAX.
 
-# First, before anything here runs JAX: optional host allocator tuning.
-from segspaste_jax import host_memory as _host_memory
+The public API; the modules behind it live in `segspaste_jax._src`. The
+surfaces sit on top: `segspaste_jax.cli` (the `segspaste-jax` command),
+`segspaste_jax.comfy` (the ComfyUI node) and `segspaste_jax.sample` (the
+embedded photo and its SEGS).
+"""
 
-_host_memory.apply_from_environment()
+from segspaste_jax._src import api as _api
+from segspaste_jax._src import feather as _feather
+from segspaste_jax._src import packing as _packing
+from segspaste_jax._src import paste as _paste
+from segspaste_jax._src import segs_io as _segs_io
+from segspaste_jax._src import shard as _shard
+from segspaste_jax._src import stream as _stream
+from segspaste_jax._src import types as _types
+from segspaste_jax._src.version import __version__
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-
-from segspaste_jax.api import segs_paste
-from segspaste_jax.convert import SEG, pack_segs, unpack_segs
-from segspaste_jax.feather import gaussian_blur_mask
-from segspaste_jax.paste import paste
-from segspaste_jax.segs import PackedSegs, SegsMeta
-from segspaste_jax.segs_io import load_segs, save_segs
-from segspaste_jax.shard import frames_mesh, sharded_paste
-from segspaste_jax.stream import stream_segs_paste
-from segspaste_jax.workspace import release as release_buffers
-
-keep_freed_memory = _host_memory.keep_freed_memory
-
-__version__ = "0.1.0"
+PackedSegs = _types.PackedSegs
+SEG = _types.SEG
+SegsMeta = _types.SegsMeta
+frames_mesh = _shard.frames_mesh
+gaussian_blur_mask = _feather.gaussian_blur_mask
+load_segs = _segs_io.load_segs
+pack_segs = _packing.pack_segs
+paste = _paste.paste
+save_segs = _segs_io.save_segs
+segs_paste = _api.segs_paste
+sharded_paste = _shard.sharded_paste
+stream_segs_paste = _stream.stream_segs_paste
+unpack_segs = _packing.unpack_segs
 
 __all__ = [
     "PackedSegs",
@@ -27,14 +36,14 @@ __all__ = [
     "SegsMeta",
     "frames_mesh",
     "gaussian_blur_mask",
-    "keep_freed_memory",
     "load_segs",
     "pack_segs",
     "paste",
-    "release_buffers",
     "save_segs",
     "segs_paste",
     "sharded_paste",
     "stream_segs_paste",
     "unpack_segs",
 ]
+
+del _api, _feather, _packing, _paste, _segs_io, _shard, _stream, _types

@@ -4,7 +4,10 @@
     segspaste-jax paste --image FILE|DIR --segs FILE.npz --out FILE|DIR
 
 Errors in the input end the program with status 2 and one line on stderr,
-`segspaste-jax: error: ...`, never a traceback.
+`segspaste-jax: error: ...`, never a traceback. Compiled programs are kept
+in JAX's persistent compilation cache (see `segspaste_jax._src.compile_cache`:
+`SEGSPASTE_JAX_COMPILE_CACHE=off` turns it off), so a second run does not
+compile again.
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segspaste_jax import __version__
-from segspaste_jax import sample
-from segspaste_jax.api import segs_paste
-from segspaste_jax.segs_io import load_segs, save_segs
-from segspaste_jax.stream import stream_segs_paste
+from segspaste_jax import (__version__, load_segs, sample, save_segs,
+                           segs_paste, stream_segs_paste)
+from segspaste_jax._src import compile_cache
 
 PROG = "segspaste-jax"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
@@ -342,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
   """
   try:
     args = _parser().parse_args(argv)
+    compile_cache.enable()
     with warnings.catch_warnings():
       warnings.showwarning = _show_warning
       args.run(args)

@@ -1,8 +1,10 @@
 """A ComfyUI node that is a drop-in for the Impact Pack's `SEGSPaste`.
 
 Same inputs, same output type, same picture; the paste runs as one compiled
-XLA program. To load it, install this package into ComfyUI's Python and add
-a folder `ComfyUI/custom_nodes/segspaste_jax_node/` whose `__init__.py` is:
+XLA program, on the device the IMAGE is on, and the node keeps its compiled
+programs in JAX's persistent compilation cache (see README). To load it,
+install this package into ComfyUI's Python and add a folder
+`ComfyUI/custom_nodes/segspaste_jax_node/` whose `__init__.py` is:
 
     from segspaste_jax.comfy import (NODE_CLASS_MAPPINGS,
                                      NODE_DISPLAY_NAME_MAPPINGS)
@@ -14,20 +16,18 @@ imported only when the node runs, so the package itself does not need it.
 
 from __future__ import annotations
 
-import numpy as np
+from segspaste_jax import segs_paste
+from segspaste_jax._src import arrays, compile_cache
 
-from segspaste_jax.api import segs_paste
+_cache_checked = False
 
 
-def _to_torch_cpu_float32(array):
-  """A JAX array as a CPU float32 torch tensor: DLPack, else a numpy copy."""
-  import torch  # pylint: disable=import-outside-toplevel
-
-  try:
-    tensor = torch.from_dlpack(array)
-  except (TypeError, RuntimeError, BufferError, AttributeError):
-    tensor = torch.from_numpy(np.array(array))
-  return tensor.to(device="cpu", dtype=torch.float32)
+def _enable_compile_cache() -> None:
+  """Once per process: JAX's persistent compilation cache (see README)."""
+  global _cache_checked
+  if not _cache_checked:
+    _cache_checked = True
+    compile_cache.enable()
 
 
 class SEGSPasteJAX:
@@ -62,11 +62,16 @@ class SEGSPasteJAX:
       ref_image_opt: optional IMAGE `[N, H, W, C]`.
 
     Returns:
-      1-tuple with the pasted IMAGE, a CPU float32 torch `[N, H, W, C]`.
+      1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
+      device `image` was on.
     """
+    _enable_compile_cache()
     out = segs_paste(image, segs, feather=feather, alpha=alpha,
                      ref_image_opt=ref_image_opt)
-    return (_to_torch_cpu_float32(out),)
+    tensor = arrays.to_torch(out, like=image if arrays.is_torch(image)
+                                               else None)
+    return (tensor.float() if str(tensor.dtype) != "torch.float32"
+            else tensor,)
 
 
 NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX}

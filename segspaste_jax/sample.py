@@ -14,7 +14,7 @@ import importlib.resources
 import numpy as np
 from PIL import Image
 
-from segspaste_jax.convert import SEG, to_numpy
+from segspaste_jax import SEG
 
 SAMPLE_SIZE = 512
 
@@ -130,7 +130,7 @@ def sample_segs(image) -> tuple:
     "patch" and "helmet" in that order; crops `[N, h, w, 3]` and masks
     `[h, w]`, numpy float32.
   """
-  image = np.asarray(to_numpy(image, "image"), np.float32)
+  image = np.asarray(image, np.float32)
   if image.ndim != 4 or image.shape[3] != 3 or min(image.shape[1:3]) < 16:
     raise ValueError("image: expected [N, H, W, 3] with H, W >= 16, got "
                      f"shape {image.shape}")

@@ -1,7 +1,6 @@
 """segs_paste against the float64 reference on seeded random and edge cases."""
 
 import dataclasses
-import importlib
 
 import numpy as np
 import pytest
@@ -10,8 +9,7 @@ import cases
 from cases import seg
 import reference
 from segspaste_jax import pack_segs, segs_paste
-
-paste_module = importlib.import_module("segspaste_jax.paste")
+from segspaste_jax._src import paste as paste_lib
 
 TOLERANCE = 1e-5
 RANDOM_CASES = 300
@@ -43,25 +41,24 @@ def test_random_cases_paste_something():
   assert changed >= 15
 
 
-def test_other_platforms_program_on_cpu():
-  """The program built for GPU and TPU (one window per segment, and kernels
-  of 13-21 taps as a matrix product), run here on seeded random cases."""
+@pytest.mark.parametrize("form", ["cpu", "accelerator"])
+def test_both_forms_on_cpu(form):
+  """Each form of the program (the straight-line one for GPU and TPU, and
+  the CPU one), run here on seeded random cases with and without a
+  reference image, against the reference."""
   checked = 0
-  for seed in range(8):
+  for seed in range(24):
     case = cases.random_case(1000 + seed)
-    case = dataclasses.replace(case, feather=(6, 8, 10, 7)[seed % 4],
-                               ref_image_opt=None)
-    image = np.asarray(case.image)
-    if image.dtype == np.uint8:
-      continue  # (`segs_paste` converts those first; not this test's point)
     expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
-    packed = pack_segs(case.segs, image.shape)
-    got = np.asarray(paste_module._paste_jit(
-        image, packed.strip_meta(), feather=case.feather, alpha=case.alpha,
-        ref_image=None, platform="other"))
+    packed = pack_segs(case.segs, case.image.shape,
+                       with_crops=case.ref_image_opt is None)
+    ref = case.ref_image_opt
+    got = np.asarray(paste_lib._paste_jit(
+        case.image, packed.strip_meta(), case.feather, case.alpha, ref,
+        **paste_lib.static_args(form, case.feather)))
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
-    checked += bool(np.abs(got - image).max() > 1e-3)
-  assert checked >= 4
+    checked += bool(np.abs(got - case.image).max() > 1e-3)
+  assert checked >= 12
 
 
 def _full(h, w, value=1.0):
@@ -194,3 +191,33 @@ def test_non_uniform_scale_match_flag():
   # per-axis: x1 = 15, y1 = 10, x2 = 45, y2 = 30; the crop fills that box
   assert np.abs(ours[0, 10:30, 15:45] - image[0, 10:30, 15:45]).max() > 0.1
   np.testing.assert_array_equal(ours[0, :10], image[0, :10])
+
+
+@pytest.mark.parametrize("source,target", [
+    ((1024, 1024), (1000, 1000)),  # 0.977: down by a non-integer factor
+    ((512, 512), (768, 768)),      # 1.5
+    ((300, 400), (450, 500)),      # non-uniform: 1.5 by 1.25
+    ((97, 131), (60, 200)),        # non-uniform, one axis down, one up
+])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_scale_match_non_integer_factors(source, target, channels):
+  """Crop regions scale by truncation (`int()`), as the node's do: at these
+  factors truncating and rounding disagree on some coordinate of every
+  layout, so a rounding scale match fails here."""
+  rng = np.random.default_rng(sum(source) + sum(target) + channels)
+  (h0, w0), (h, w) = source, target
+  image = rng.random((2, h, w, channels)).astype(np.float32)
+  items, fractions = [], []
+  for k in range(4):
+    rh, rw = int(rng.integers(9, 40)), int(rng.integers(9, 40))
+    y1, x1 = int(rng.integers(0, h0 - rh)), int(rng.integers(0, w0 - rw))
+    region = (x1, y1, x1 + rw, y1 + rh)
+    crop = rng.random((2 if k % 2 else 1, rh, rw, channels)).astype(np.float32)
+    items.append(seg(crop, rng.random((rh, rw)).astype(np.float32), region))
+    fractions += [(x1 * w / w0) % 1, (y1 * h / h0) % 1,
+                  ((x1 + rw) * w / w0) % 1, ((y1 + rh) * h / h0) % 1]
+  assert max(fractions) >= 0.5  # truncation and rounding differ somewhere
+  case = cases.Case(image, ((h0, w0), items), 3, 230)
+  check(case)
+  if source[0] * target[1] != source[1] * target[0]:  # non-uniform
+    check(case, node_axis_mixup=True)

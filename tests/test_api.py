@@ -1,7 +1,5 @@
 """The public API's contracts: jit, vmap, grad, no recompiles, no mutation."""
 
-import importlib
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -18,8 +16,8 @@ try:
 except ImportError:
   torch = None
 
-paste_module = importlib.import_module("segspaste_jax.paste")
-feather_module = importlib.import_module("segspaste_jax.feather")
+from segspaste_jax._src import feather as feather_lib
+from segspaste_jax._src import paste as paste_lib
 
 
 def _layout(rng, n, h, w, count, side_range=(32, 256)):
@@ -92,14 +90,20 @@ def test_no_recompile_within_a_bucket(compile_counter):
   assert compile_counter == []
 
 
-def test_paste_traces_once_per_bucket():
+@pytest.mark.parametrize("form", ["cpu", "accelerator"])
+def test_paste_traces_once_per_bucket(form):
+  """Layouts of one bucket and every feather of one radius bucket share
+  one trace (the accelerator form: every feather at all)."""
   rng = np.random.default_rng(1)
   image = jnp.asarray(rng.random((1, 128, 128, 3)).astype(np.float32))
-  traced = chex.assert_max_traces(n=1)(paste_module._paste_core)
-  jitted = jax.jit(traced, static_argnames=("feather",))
-  for count in (1, 4, 8):
+  chex.clear_trace_counter()
+  traced = chex.assert_max_traces(n=1)(paste_lib.paste_core)
+  jitted = jax.jit(traced, static_argnames=("form", "max_radius"))
+  feathers = (11, 30, 50) if form == "cpu" else (0, 11, 100)
+  for count, feather in zip((1, 4, 8), feathers):
     packed = pack_segs(_layout(rng, 1, 128, 128, count), image.shape)
-    jitted(image, packed.strip_meta(), feather=3, alpha=200, ref_image=None)
+    jitted(image, packed.strip_meta(), feather, 200, None,
+           **paste_lib.static_args(form, feather))
 
 
 def test_paste_under_jit_vmap_and_grad():
@@ -139,51 +143,43 @@ def test_gaussian_blur_mask_matches_reference():
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("feather", [6, 8, 10])
-def test_blur_forms_by_platform(feather, monkeypatch):
-  """Kernels of 13-21 taps: an unrolled sum on CPU, a banded matrix product
-  elsewhere (it compiles far faster on GPU); both match the reference, and
-  a program whose platform is only known at lowering takes the CPU form."""
+@pytest.mark.parametrize("feather", [0, 1, 3, 5, 6, 8, 10, 11, 25, 50, 100])
+def test_blur_forms_match_reference(feather):
+  """The matrix form (accelerator) and the banded form (CPU, in its radius
+  bucket) of the blur, on masks padded to a bucket, against the reference:
+  every size where the kernel is clamped or skipped included."""
   rng = np.random.default_rng(feather)
   bucket = 64
   masks, sizes = [], []
-  for h, w in [(64, 64), (50, 37), (23, 60), (13, 15), (9, 40), (5, 7)]:
+  for h, w in [(64, 64), (50, 37), (23, 60), (13, 15), (9, 40), (5, 7),
+               (1, 30), (3, 3)]:
     mask = np.zeros((bucket, bucket), np.float32)
     mask[:h, :w] = rng.random((h, w))
     masks.append(mask)
     sizes.append((h, w))
   masks = jnp.asarray(np.stack(masks))
   sizes = jnp.asarray(sizes, jnp.int32)
-
-  def blur(platform):
-    one = lambda m, hw: feather_module.blur_padded(m, hw[0], hw[1], feather,
-                                                   platform)
-    return jax.jit(jax.vmap(one))
-
-  results = {p: np.asarray(blur(p)(masks, sizes)) for p in ("cpu", "other")}
-  for platform, got in results.items():
+  max_radius = feather_lib.cpu_max_radius(feather)
+  forms = {
+      "matrix": lambda m, hw: feather_lib.blur_matrix_form(
+          m, hw[0], hw[1], jnp.int32(feather)),
+      "banded": lambda m, hw: feather_lib.blur_banded(
+          m, hw[0], hw[1], jnp.int32(feather), max_radius),
+  }
+  for name, one in forms.items():
+    got = np.asarray(jax.jit(jax.vmap(one))(masks, sizes))
     for i, (h, w) in enumerate(sizes.tolist()):
       expected = reference.gaussian_blur(np.asarray(masks[i, :h, :w]), feather)
       np.testing.assert_allclose(got[i, :h, :w], expected, atol=1e-6,
-                                 err_msg=platform)
-      assert not got[i, h:].any() and not got[i, :, w:].any()
-  # the two forms really differ: only the other platform's has a product
-  text = lambda p: blur(p).lower(masks, sizes).as_text()
-  assert "dot_general" not in text("cpu") and "dot_general" in text("other")
-  np.testing.assert_array_equal(np.asarray(blur(None)(masks, sizes)),
-                                results["cpu"])
-  assert not np.array_equal(results["cpu"], results["other"])
-  # the public blur asks for the form of where its mask lives
-  assert feather_module.platform_of(masks) == "cpu"
-  seen = []
-  blur_stack = feather_module._blur_stack
-  def spy(masks, feather, platform):
-    seen.append(platform)
-    return blur_stack(masks, feather=feather, platform=platform)
-  monkeypatch.setattr(feather_module, "_blur_stack", spy)
-  gaussian_blur_mask(np.asarray(masks[1, :50, :37]), feather)
-  jax.jit(lambda m: gaussian_blur_mask(m, feather))(masks[1])
-  assert seen == ["cpu", None]
+                                 err_msg=name)
+      assert not got[i, h:].any() and not got[i, :, w:].any(), name
+
+
+def test_cpu_radius_buckets():
+  buckets = [feather_lib.cpu_max_radius(f) for f in range(101)]
+  assert len(set(buckets)) <= 5
+  assert all(f <= b for f, b in enumerate(buckets))
+  assert buckets == sorted(buckets)
 
 
 def test_pack_unpack_round_trip():

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import reference
-from segspaste_jax import SEG, api, convert, pack_segs, segs_paste
+from segspaste_jax import SEG, pack_segs, segs_paste
+from segspaste_jax._src import api, arrays, validate
 
 try:
   import torch
@@ -420,9 +421,10 @@ def no_jax(monkeypatch):
     def __call__(self, *args, **kwargs):
       raise AssertionError("JAX used before validation finished: a call")
 
-  # every way api.py reaches JAX: its jnp/jax names, the core, the transfer
-  for module, name in [(api, "jnp"), (api, "jax"), (api, "paste"),
-                       (api, "sharded_paste"), (convert, "for_xla")]:
+  # every way segs_paste reaches JAX: the core, the transfers, the dtypes
+  for module, name in [(api, "paste"), (api, "sharded_paste"),
+                       (arrays, "to_device"), (arrays, "unit_float"),
+                       (arrays, "from_unit_float")]:
     monkeypatch.setattr(module, name, Tripwire(), raising=False)
 
 
@@ -634,16 +636,16 @@ def test_inputs_never_modified(use_torch):
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_all_finite_finds_any_non_finite_value(dtype, where, value):
   x = np.random.default_rng(3).random((5, 9, 3)).astype(dtype)
-  assert convert.all_finite(x)
+  assert validate.all_finite(x)
   x.reshape(-1)[where] = value
-  assert not convert.all_finite(x)
-  assert not convert.all_finite(x[::2, ::-1])  # strided views too
+  assert not validate.all_finite(x)
+  assert not validate.all_finite(x[::2, ::-1])  # strided views too
 
 
 def test_all_finite_on_extremes():
   for dtype in (np.float16, np.float32, np.float64):
     info = np.finfo(dtype)
     # finite values whose sum would overflow are still finite
-    assert convert.all_finite(np.array([info.max, info.max, info.min], dtype))
-    assert convert.all_finite(np.array([info.tiny, -0.0], dtype))
-  assert convert.all_finite(np.zeros((0, 4), np.float32))
+    assert validate.all_finite(np.array([info.max, info.max, info.min], dtype))
+    assert validate.all_finite(np.array([info.tiny, -0.0], dtype))
+  assert validate.all_finite(np.zeros((0, 4), np.float32))

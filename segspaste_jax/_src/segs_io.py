@@ -30,7 +30,8 @@ import zlib
 
 import numpy as np
 
-from segspaste_jax.convert import SEG, to_numpy
+from segspaste_jax._src.arrays import to_numpy
+from segspaste_jax._src.types import SEG
 
 FORMAT = "segspaste_jax.segs"
 VERSION = 1

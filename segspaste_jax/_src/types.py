@@ -1,6 +1,7 @@
-"""The packed, fixed-shape form of SEGS that the jitted core consumes.
+"""The data types: the Impact Pack's `SEG` record and the packed `PackedSegs`.
 
-`PackedSegs` is a pytree of arrays: it passes through `jax.jit`, `jax.vmap`,
+`PackedSegs` is the fixed-shape form of SEGS that the jitted core consumes:
+a pytree of arrays, so it passes through `jax.jit`, `jax.vmap`,
 `jax.device_put` and sharding untouched. Every segment is padded to one
 square bucket of side `B`, and the segment count to `S`, so that different
 layouts of the same bucket reuse one compiled program.
@@ -12,13 +13,34 @@ compiled kernel, so changing labels never triggers a recompile there.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, NamedTuple
 
 import jax
 
+SEG = collections.namedtuple(
+    "SEG",
+    ["cropped_image", "cropped_mask", "confidence", "crop_region", "bbox",
+     "label", "control_net_wrapper"],
+    defaults=[None])
+SEG.__doc__ = """The Impact Pack's SEG record, field for field.
 
-class _Opaque:
+Attributes:
+  cropped_image: `None`, or `[F, h, w, C]` float (or uint8) pixels to paste.
+  cropped_mask: `[h, w]` or `[M, h, w]` float mask in [0, 1].
+  confidence: the detector's score (not used by the paste).
+  crop_region: `(x1, y1, x2, y2)` ints, where the crop sits, end exclusive.
+  bbox: `(x1, y1, x2, y2)`, the detection box (not used by the paste).
+  label: str, the class name (not used by the paste).
+  control_net_wrapper: any object or None (not used by the paste).
+"""
+
+# The fields every SEG must have (control_net_wrapper may be missing).
+REQUIRED_FIELDS = SEG._fields[:-1]
+
+
+class Opaque:
   """Holds an arbitrary object so that it hashes and compares by identity."""
 
   __slots__ = ("value",)
@@ -27,7 +49,7 @@ class _Opaque:
     self.value = value
 
   def __repr__(self) -> str:
-    return f"_Opaque({self.value!r})"
+    return f"Opaque({self.value!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +64,7 @@ class SegsMeta:
 
   source_size: tuple[int, int] = (0, 0)
   labels: tuple[str, ...] = ()
-  wrappers: tuple[_Opaque, ...] = ()
+  wrappers: tuple[Opaque, ...] = ()
 
   @property
   def num_segments(self) -> int:
@@ -50,20 +72,24 @@ class SegsMeta:
 
 
 class PackedSegs(NamedTuple):
-  """SEGS padded to fixed shapes; `S` segments, bucket side `B`.
+  """SEGS padded to fixed shapes; `S` segment slots, bucket side `B`.
+
+  `pack_segs` fills every array completely: padding (past each crop's and
+  mask's own size, and the slots past the real segments) is zero. `paste`
+  reads none of it, so arrays built another way may hold anything there.
 
   Attributes:
-    crops: `[S, Fc, B, B, C]` float32 re-detailed crops, zero-padded; `Fc` is 1
-      (every crop has one frame, broadcast over the image's frames) or the
-      largest crop frame count.
-    masks: `[S, Fm, B, B]` float32 masks in [0, 1], zero-padded, at their own
-      size (feathering happens at that size, as in the node); `Fm` is 1 or N.
+    crops: `[S, Fc, B, B, C]` float32 re-detailed crops in [0, 1]; `Fc` is 1
+      (every crop has one frame, used for every image frame) or the largest
+      crop frame count. `[S, 1, 1, 1, C]` when packed without crops.
+    masks: `[S, Fm, B, B]` float32 masks in [0, 1] at their own size
+      (feathering happens at that size, as in the node); `Fm` is 1 or N.
     regions: `[S, 4]` int32 crop regions `(x1, y1, x2, y2)`, end exclusive.
     crop_sizes: `[S, 2]` int32 `(h, w)` of each crop (0 where there is none).
-    mask_sizes: `[S, 2]` int32 `(h, w)` of each mask.
+    mask_sizes: `[S, 2]` int32 `(h, w)` of each mask (1 in padding slots).
     has_crop: `[S]` bool, whether the segment carries a `cropped_image`.
-    valid: `[S]` bool, False for the padding segments.
-    bboxes: `[S, 4]` int32 detection boxes (not used by `paste`).
+    valid: `[S]` bool, False for the padding slots.
+    bboxes: `[S, 4]` float64 detection boxes (not used by `paste`).
     confidences: `[S]` float64 detector scores (not used by `paste`).
     crop_frames: `[S]` int32 frame count of each crop (0 where there is none).
     mask_frames: `[S]` int32 frame count of each mask as given (0 for 2-D).
@@ -98,16 +124,16 @@ class PackedSegs(NamedTuple):
     return self._replace(meta=SegsMeta())
 
 
-_ARRAY_FIELDS = PackedSegs._fields[:-1]
+ARRAY_FIELDS = PackedSegs._fields[:-1]
 
 
 def _flatten(p: PackedSegs):
-  return tuple(getattr(p, f) for f in _ARRAY_FIELDS), p.meta
+  return tuple(getattr(p, f) for f in ARRAY_FIELDS), p.meta
 
 
 def _flatten_with_keys(p: PackedSegs):
   children = tuple(
-      (jax.tree_util.GetAttrKey(f), getattr(p, f)) for f in _ARRAY_FIELDS)
+      (jax.tree_util.GetAttrKey(f), getattr(p, f)) for f in ARRAY_FIELDS)
   return children, p.meta
 
 

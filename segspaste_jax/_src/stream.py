@@ -19,30 +19,26 @@ from typing import Iterable, Iterator
 import jax
 import numpy as np
 
-from segspaste_jax import convert
-from segspaste_jax.convert import pack_segs
-from segspaste_jax.paste import paste
-from segspaste_jax.shard import sharded_paste
+from segspaste_jax._src import arrays, inputs, validate
+from segspaste_jax._src.packing import pack_segs
+from segspaste_jax._src.paste import paste
+from segspaste_jax._src.shard import sharded_paste
 
 MAX_CHUNK = 1 << 20
-
-
-def _is_array(x) -> bool:
-  return hasattr(x, "shape") and hasattr(x, "dtype")
 
 
 def _count_frames(frames, num_frames, name: str) -> int:
   """The total frame count: `num_frames`, else read off an array or a list."""
   total = None
-  if _is_array(frames):
+  if arrays.is_array(frames):
     if len(frames.shape) != 4:
       raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
                        f"[H, W, C] frames, got shape {tuple(frames.shape)}")
     total = frames.shape[0]
-  elif isinstance(frames, (list, tuple)) and all(map(_is_array, frames)):
+  elif isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
     total = sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
   if num_frames is not None:
-    num_frames = convert.check_int(num_frames, "num_frames", 1, 1 << 40)
+    num_frames = validate.check_int(num_frames, "num_frames", 1, 1 << 40)
     if total is not None and total != num_frames:
       raise ValueError(f"num_frames: {num_frames}, but {name} holds "
                        f"{total} frames")
@@ -59,20 +55,20 @@ def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
   """`[k, H, W, C]` numpy blocks, checked: an array sliced `step` frames at
   a time, or the items of an iterable of frames `[H, W, C]` and chunks
   `[k, H, W, C]`, which must all share one frame shape and dtype."""
-  if _is_array(frames):
+  if arrays.is_array(frames):
     items = (frames[i:i + step] for i in range(0, frames.shape[0], step))
   else:
     items = iter(frames)
   first, seen = None, 0
   for item in items:
-    if not _is_array(item):
+    if not arrays.is_array(item):
       raise TypeError(f"{name}[{seen}]: expected a numpy, torch or JAX array "
                       f"frame [H, W, C] or chunk [k, H, W, C], got "
                       f"{type(item).__name__}")
-    block = convert.to_numpy(item, f"{name}[{seen}]")
+    block = arrays.to_numpy(item, f"{name}[{seen}]")
     if block.ndim == 3:
       block = block[None]
-    convert.check_image(block, f"{name}[{seen}]")
+    validate.check_image(block, f"{name}[{seen}]")
     if first is None:
       first = block.shape[1:], block.dtype
     elif (block.shape[1:], block.dtype) != first:
@@ -87,16 +83,14 @@ def _rechunk(blocks: Iterable[np.ndarray], size: int
              ) -> Iterator[tuple[np.ndarray, int]]:
   """The same frames, `size` at a time: `(buffer, count)` pairs.
 
-  Each buffer is a new, 64-byte-aligned `[size, H, W, C]` array holding
-  `count` frames, then zeros (the last chunk's padding). Being new, it
-  cannot be overwritten by a reader that reuses its own frame buffer while
-  the paste still reads it (XLA's CPU client shares aligned host buffers).
+  Each buffer is a new `[size, H, W, C]` array holding `count` frames, then
+  zeros (the last chunk's padding).
   """
   buffer, count = None, 0
   for block in blocks:
     while len(block):
       if buffer is None:
-        buffer = convert.aligned_zeros((size,) + block.shape[1:], block.dtype)
+        buffer = np.zeros((size,) + block.shape[1:], block.dtype)
       take = min(size - count, len(block))
       buffer[count:count + take] = block[:take]
       count += take
@@ -163,16 +157,16 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       the frames are not all of one shape and dtype, or more or fewer than
       `num_frames` arrive.
   """
-  feather = convert.check_int(feather, "feather", 0, 100)
-  alpha = convert.check_alpha(alpha)
-  chunk = convert.check_int(chunk, "chunk", 1, MAX_CHUNK)
+  feather, alpha = inputs.check_scalars(feather, alpha)
+  chunk = validate.check_int(chunk, "chunk", 1, MAX_CHUNK)
   total = _count_frames(frames, num_frames, "frames")
   single_ref = False
-  if ref_image_opt is not None and _is_array(ref_image_opt):
-    shape = tuple(ref_image_opt.shape)
-    if len(shape) != 4 or 1 < shape[0] < total:
-      raise ValueError(f"ref_image_opt: expected [N', H, W, C] with N' = 1 "
-                       f"or N' >= {total} (the frames), got shape {shape}")
+  if ref_image_opt is not None and arrays.is_array(ref_image_opt):
+    shape = validate.check_image(ref_image_opt, "ref_image_opt")
+    if 1 < shape[0] < total:
+      raise ValueError(f"ref_image_opt: has {shape[0]} frames for {total} "
+                       "frames; expected 1 (used for every frame) or at least "
+                       f"{total}")
     single_ref = shape[0] == 1
   return _stream(frames, segs, feather, alpha, ref_image_opt, single_ref,
                  total, chunk, progress, mesh,
@@ -193,7 +187,7 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
   refs = None
   if ref_image_opt is not None:
     if single_ref:
-      ref = convert.to_numpy(ref_image_opt, "ref_image_opt")
+      ref = arrays.to_numpy(ref_image_opt, "ref_image_opt")
       refs = itertools.repeat((_checked_ref(ref, (h, w, c)), size))
     else:
       refs = ((_checked_ref(r, (h, w, c)), count) for r, count in _rechunk(
@@ -204,8 +198,7 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
   per_frame = {f: getattr(packed, f) for f in ("crops", "masks")
                if getattr(packed, f).shape[1] > 1}
   if mesh is None:  # shared fields go to the device once
-    shared = jax.tree_util.tree_map(
-        convert.to_jax, packed._replace(**{f: None for f in per_frame}))
+    shared = jax.device_put(packed._replace(**{f: None for f in per_frame}))
   else:
     shared = packed
 
@@ -213,14 +206,14 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
     cut = {f: _pad_frames(x[:, start:start + size], size, axis=1)
            for f, x in per_frame.items()}
     if mesh is None:  # uint8 goes to the device as bytes
-      out = paste(convert.to_unit_float(convert.to_jax(image)),
-                  shared._replace(**cut), feather=feather, alpha=alpha,
-                  ref_image=None if ref is None else convert.to_jax(ref))
+      image, _ = arrays.to_device(image)
+      out = paste(arrays.unit_float(image), shared._replace(**cut),
+                  feather=feather, alpha=alpha, ref_image=ref,
+                  donate_image=True)
     else:
-      out = sharded_paste(convert.to_unit_float(image),
-                          shared._replace(**cut), feather=feather,
+      out = sharded_paste(image, shared._replace(**cut), feather=feather,
                           alpha=alpha, ref_image=ref, mesh=mesh)
-    return convert.from_unit_float(out) if as_uint8 else out
+    return arrays.from_unit_float(out) if as_uint8 else out
 
   bar = _progress_bar(total, progress)
   try:
@@ -246,14 +239,12 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
       bar.close()
 
 
-def _checked_ref(ref: np.ndarray, hwc) -> np.ndarray:
-  if tuple(ref.shape[1:]) != tuple(hwc):
-    raise ValueError(f"ref_image_opt: expected frames [H, W, C] = "
-                     f"{list(hwc)} like the image, got {list(ref.shape[1:])}")
-  convert.check_image(ref, "ref_image_opt")
-  ref = convert.to_unit_float(ref)
-  convert.check_finite(ref, "ref_image_opt")
-  return ref
+def _checked_ref(ref: np.ndarray, hwc):
+  """A block of reference frames, checked as `segs_paste` checks them, as
+  a float JAX array of the library's own."""
+  validate.check_ref_image(ref, (None, *hwc))
+  ref, _ = arrays.to_device(ref)
+  return arrays.unit_float(ref)
 
 
 def _finish(pending, bar) -> np.ndarray:

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from segspaste_jax import convert
-from segspaste_jax.paste import paste
-from segspaste_jax.segs import PackedSegs
+from segspaste_jax._src import arrays, platform
+from segspaste_jax._src.paste import paste_core, static_args
+from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
 
@@ -59,7 +59,8 @@ def _place(x, mesh, spec: P, frame_axis: int | None, frames: int):
 
   Host arrays (numpy, torch, memmaps) are read shard by shard through
   `make_array_from_callback`, so no process touches frames it does not
-  hold; padding frames are zeros.
+  hold; each shard is copied out of the caller's array before it goes to
+  its device. Padding frames are zeros.
   """
   if frame_axis is None:
     shape = tuple(x.shape)
@@ -79,18 +80,18 @@ def _place(x, mesh, spec: P, frame_axis: int | None, frames: int):
       raise ValueError(f"expected a global array of shape {shape} for a "
                        f"mesh of {mesh.shape[AXIS]} devices, got {x.shape}")
     return jax.device_put(x, sharding)
-  if hasattr(x, "detach"):  # torch, viewed as numpy as everywhere else
-    x = convert.to_numpy(x, "array")
+  if arrays.is_torch(x):  # torch, viewed as numpy as everywhere else
+    x = arrays.to_numpy(x, "array")
   real = x.shape[frame_axis] if frame_axis is not None else None
 
   def read(index):
     if frame_axis is None:
-      return np.asarray(x[index])
+      return np.array(x[index])
     cut = index[frame_axis]
     start, stop, _ = cut.indices(frames)
     inside = list(index)
     inside[frame_axis] = slice(min(start, real), min(stop, real))
-    block = np.asarray(x[tuple(inside)])
+    block = np.array(x[tuple(inside)])
     pad = [(0, 0)] * block.ndim
     pad[frame_axis] = (0, (stop - start) - block.shape[frame_axis])
     return np.pad(block, pad) if pad[frame_axis][1] else block
@@ -110,13 +111,14 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   (`jax.shard_map` over the mesh axis `"frames"`, no communication).
 
   Args:
-    image: `[N, H, W, C]` float array, values in [0, 1]: host (numpy, torch,
-      memmap: each process reads only its devices' frames) or a JAX array.
+    image: `[N, H, W, C]` float array in [0, 1] (or uint8 in [0, 255]):
+      host (numpy, torch, memmap: each process reads only its devices'
+      frames) or a JAX array.
     packed: `PackedSegs` from `pack_segs` for this image's shape (host or
       device arrays). Per-frame crops `[S, Fc, B, B, C]` (Fc > 1) and masks
       `[S, N, B, B]` are split over frames like the image; single-frame ones
       and the per-segment fields are replicated.
-    feather: static int in 0..100.
+    feather: int in 0..100.
     alpha: scalar in [0, 255].
     ref_image: optional `[N, H, W, C]` (split like the image) or
       `[1, H, W, C]` (replicated).
@@ -124,7 +126,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
       replicate); default `frames_mesh()`, all devices.
 
   Returns:
-    `[N, H, W, C]` JAX array of `image`'s dtype, split over the `"frames"`
+    `[N, H, W, C]` JAX array of `image`'s dtype (float32 for uint8), split over the `"frames"`
     axis when N is a multiple of its size; otherwise the padded result is
     cut back to N frames and comes back replicated on every device (a JAX
     array cannot hold uneven shards).
@@ -138,7 +140,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   split, whole = P(AXIS), P()
   image = _place(image, mesh, split, 0, padded)
   packed = packed.strip_meta()
-  specs = {f: whole for f in PackedSegs._fields[:-1]}
+  specs = {f: whole for f in ARRAY_FIELDS}
   arrays = {}
   for field in ("crops", "masks"):
     x = getattr(packed, field)
@@ -155,22 +157,27 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     ref_spec = split if ref_image.shape[0] > 1 else whole
     ref_image = _place(ref_image, mesh, ref_spec, 0 if ref_spec == split
                        else None, padded)
-  return _sharded(image, packed, jnp.asarray(alpha, jnp.float32), ref_image,
-                  feather=int(feather), frames=n, mesh=mesh,
-                  packed_specs=packed_specs, ref_spec=ref_spec)
+  form = platform.form_of_devices(mesh.devices.flat)
+  return _sharded(image, packed, jnp.asarray(feather, jnp.int32),
+                  jnp.asarray(alpha, jnp.float32), ref_image, frames=n,
+                  mesh=mesh, packed_specs=packed_specs, ref_spec=ref_spec,
+                  **static_args(form, feather))
 
 
-@functools.partial(jax.jit, static_argnames=("feather", "frames", "mesh",
-                                             "packed_specs", "ref_spec"))
-def _sharded(image, packed, alpha, ref_image, *, feather, frames, mesh,
-             packed_specs, ref_spec):
-  def local(image, packed, alpha, ref_image):
-    return paste(image, packed, feather=feather, alpha=alpha,
-                 ref_image=ref_image)
+@functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
+                                             "ref_spec", "form", "max_radius"))
+def _sharded(image, packed, feather, alpha, ref_image, *, frames, mesh,
+             packed_specs, ref_spec, form, max_radius):
+  def local(image, packed, feather, alpha, ref_image):
+    image = arrays.unit_float(image)
+    ref_image = None if ref_image is None else arrays.unit_float(ref_image)
+    return paste_core(image, packed, feather, alpha, ref_image, form=form,
+                      max_radius=max_radius)
 
   out = jax.shard_map(local, mesh=mesh,
-                      in_specs=(P(AXIS), packed_specs, P(), ref_spec),
-                      out_specs=P(AXIS))(image, packed, alpha, ref_image)
+                      in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec),
+                      out_specs=P(AXIS))(image, packed, feather, alpha,
+                                         ref_image)
   if out.shape[0] == frames:
     return out
   out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))

@@ -1,0 +1,63 @@
+"""`segs_paste`: the node's `doit` as one function, SEGS in, JAX array out."""
+
+from __future__ import annotations
+
+from segspaste_jax._src import arrays, inputs
+from segspaste_jax._src.paste import paste
+from segspaste_jax._src.shard import sharded_paste
+
+
+def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
+               *, node_axis_mixup: bool = False, bucket_size: int | None = None,
+               max_segments: int | None = None, mesh=None):
+  """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
+
+  Same inputs as the node's `doit`, same picture out: each SEG's mask is
+  feathered with a Gaussian blur (sigma 10, kernel `2 * feather + 1`), scaled
+  by `alpha / 255` and used to blend the SEG's crop (or `ref_image_opt` cut at
+  its crop region) into every frame, later SEGs over earlier ones. Input is
+  checked on the host first; the paste itself is one compiled XLA program,
+  the same for every feather and every layout of a bucket.
+
+  The call behaves as a pure function: the caller's arrays are never
+  written, may be overwritten or freed as soon as the call returns, and the
+  result is never written again by the library.
+
+  Args:
+    image: `[N, H, W, C]` float array in [0, 1], or uint8 in [0, 255]
+      (numpy, torch on any device, or JAX), C in (1, 3, 4).
+    segs: torch-style SEGS `((H0, W0), [SEG, ...])`; scale-matched to the
+      image when `(H0, W0)` differs from `(H, W)` and neither is 0.
+    feather: int in 0..100.
+    alpha: number in 0..255.
+    ref_image_opt: optional `[N', H, W, C]` of the image's size and channels,
+      N' = 1 (used for every frame) or N' >= N, finite (float in [0, 1] or
+      uint8 in [0, 255]); when given, pasted pixels come from it.
+    node_axis_mixup: reproduce the node's crop placement under a non-uniform
+      scale match (see `pack_segs`).
+    bucket_size: see `pack_segs`.
+    max_segments: see `pack_segs`.
+    mesh: optional `jax.sharding.Mesh` with a `"frames"` axis (e.g.
+      `frames_mesh()`): the frames are split across its devices (see
+      `sharded_paste`).
+
+  Returns:
+    `[N, H, W, C]` JAX array of `image`'s dtype (torch bfloat16 stays
+    bfloat16), on the image's device (a torch GPU tensor's result is on that
+    GPU); blended in float32 (or float64), uint8 results rounded.
+
+  Raises:
+    TypeError, ValueError: naming the argument (and SEG index) on bad input.
+  """
+  call = inputs.prepare(image, segs, feather, alpha, ref_image_opt,
+                        node_axis_mixup=node_axis_mixup,
+                        bucket_size=bucket_size, max_segments=max_segments,
+                        place=mesh is None)
+  if mesh is not None:  # host arrays: each process reads only its shards
+    out = sharded_paste(call.image, call.packed, feather=call.feather,
+                        alpha=call.alpha, ref_image=call.ref, mesh=mesh)
+  else:
+    out = paste(call.image, call.packed, feather=call.feather,
+                alpha=call.alpha, ref_image=call.ref,
+                donate_image=call.owned)
+  return arrays.from_unit_float(out) if call.as_uint8 else out

@@ -1,0 +1,274 @@
+"""The jit-compiled core: feather, resize and blend packed SEGS into frames.
+
+Everything here is pure `jnp`/`lax` on fixed shapes. Per-segment sizes and
+positions, `feather` and `alpha` are traced, so one compiled program serves
+every layout of a bucket and every feather (on the CPU form, every feather
+of one of `feather.CPU_RADIUS_BUCKETS`). Segments land in list order, later
+ones on top, each written in place with `lax.dynamic_update_slice` into a
+window of the bucket's size; frames are handled by broadcasting.
+
+The two forms of the program (`segspaste_jax._src.platform`) share the
+geometry and the blend:
+
+- accelerator: the masks of all segments are feathered, resized and cut to
+  their windows at once (`vmap` of two matrix products), then the segments
+  are blended one after another by straight-line code: no loop, no branch.
+- cpu: a `lax.scan` over segments whose body skips padding slots and
+  same-size resizes with `lax.cond` and blurs with banded sums.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from segspaste_jax._src import feather as feather_lib
+from segspaste_jax._src import platform
+from segspaste_jax._src.types import PackedSegs
+
+
+class _Geometry(NamedTuple):
+  """Per-segment placement, `[S]` int32 arrays (and `active` bool).
+
+  The pasted pixels (the crop, or the reference image cut at the region)
+  are `ref_hw` in size and land at `(oy, ox)`; the window that is read and
+  written is `win_h x win_w` at `(ys, xs)`, inside the image, and its pixel
+  `(u, v)` shows pasted pixel `(u + dy, v + dx)`.
+  """
+
+  mask_hw: jax.Array
+  ref_hw: jax.Array
+  ys: jax.Array
+  xs: jax.Array
+  dy: jax.Array
+  dx: jax.Array
+  active: jax.Array
+
+
+def _geometry(packed: PackedSegs, image_hw, window, with_ref: bool):
+  h, w = image_hw
+  win_h, win_w = window
+  x1, y1, x2, y2 = (packed.regions[:, k].astype(jnp.int32) for k in range(4))
+  if with_ref:
+    # The node cuts ref_image[y1:y2, x1:x2]; Python slicing clips that at the
+    # image's far edges, and here it is clipped at the near ones the same way.
+    oy, ox = jnp.maximum(y1, 0), jnp.maximum(x1, 0)
+    ref_hw = jnp.stack([jnp.clip(jnp.minimum(y2, h) - oy, 0),
+                        jnp.clip(jnp.minimum(x2, w) - ox, 0)], axis=-1)
+    active = packed.valid
+  else:
+    oy, ox = y1, x1
+    ref_hw = packed.crop_sizes.astype(jnp.int32)
+    active = packed.valid & packed.has_crop
+  ys = jnp.clip(oy, 0, h - win_h)
+  xs = jnp.clip(ox, 0, w - win_w)
+  return _Geometry(packed.mask_sizes.astype(jnp.int32), ref_hw, ys, xs,
+                   ys - oy, xs - ox, active)
+
+
+def _inside(shape, dy, dx, size):
+  """`[h, w]` bool: entry `(u, v)` is True where `(u + dy, v + dx)` lies in
+  `[0, size[0]) x [0, size[1])`."""
+  rows = jnp.arange(shape[0]) + dy
+  cols = jnp.arange(shape[1]) + dx
+  return (((rows >= 0) & (rows < size[0]))[:, None]
+          & ((cols >= 0) & (cols < size[1]))[None, :])
+
+
+def _shifted_window(a, dy, dx, height: int, width: int):
+  """`out[:, u, v] = a[:, u + dy, v + dx]`, zero outside `a`.
+
+  `a` is `[F, B, B]` or `[F, B, B, C]`; the result is `[F, height, width,
+  ...]`. Padding by the window size on each side makes every clamped
+  `dynamic_slice` start land either on the exact offset or wholly in zeros.
+  """
+  pads = [(0, 0), (height, height), (width, width)] + [(0, 0)] * (a.ndim - 3)
+  padded = jnp.pad(a, pads)
+  zero = jnp.zeros((), jnp.int32)  # one index type, with or without x64
+  start = [zero, height + dy, width + dx] + [zero] * (a.ndim - 3)
+  sizes = (a.shape[0], height, width) + a.shape[3:]
+  return lax.dynamic_slice(padded, start, sizes)
+
+
+@jax.custom_jvp
+def _blend(m, under, ref, inside):
+  """`(1 - m) * under + m * ref` where `m != 0`, `under` itself where it is.
+
+  `m` is 0 wherever `inside` (the pasted pixels) is False, so `ref` is never
+  read there: padding may hold anything, NaN included. The derivatives are
+  those of the plain blend with `ref` taken as 0 outside `inside`
+  (`_blend_jvp`): the select alone would give a zero derivative with respect
+  to a mask pixel at 0, and a mask that starts at 0 still learns.
+  """
+  del inside  # only the derivatives need it
+  return jnp.where(m != 0, (1 - m) * under + m * ref, under)
+
+
+@_blend.defjvp
+def _blend_jvp(primals, tangents):
+  m, under, ref, inside = primals
+  d_m, d_under, d_ref, _ = tangents
+  ref = jnp.where(inside, ref, 0)
+  d_ref = jnp.where(inside, d_ref, 0)
+  return (_blend(m, under, ref, inside),
+          (1 - m) * d_under + m * d_ref + d_m * (ref - under))
+
+
+def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute):
+  """Blends segment `i` into its window of `frames` and writes it back.
+
+  `m` is the segment's `[Fm, win_h, win_w]` window mask, already scaled by
+  `alpha / 255` and zero outside the pasted pixels.
+  """
+  n, _, _, c = frames.shape
+  win_h, win_w = m.shape[-2:]
+  ys, xs, dy, dx, ref_hw = (geo.ys[i], geo.xs[i], geo.dy[i], geo.dx[i],
+                            geo.ref_hw[i])
+  zero = jnp.zeros((), jnp.int32)
+  corner = (zero, ys, xs, zero)
+  under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
+  if ref_image is None:
+    crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
+    ref = _shifted_window(crop, dy, dx, win_h, win_w)
+  else:
+    ref = lax.dynamic_slice(ref_image, corner,
+                            (ref_image.shape[0], win_h, win_w, c))
+  inside = _inside((win_h, win_w), dy, dx, ref_hw)[..., None]
+  blended = _blend(m[..., None], under.astype(compute), ref.astype(compute),
+                   inside)
+  return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
+
+
+def _window_masks_accelerator(packed, geo, feather, window, compute):
+  """`[S, Fm, win_h, win_w]`: every segment's feathered, resized, cut mask."""
+  bucket = packed.masks.shape[-1]
+
+  def one(mask, mask_hw, ref_hw, dy, dx):
+    radius = feather_lib.effective_radius(feather, jnp.min(mask_hw))
+    rows = feather_lib.axis_matrix(jnp.arange(window[0]) + dy, mask_hw[0],
+                                   ref_hw[0], radius, bucket, compute)
+    cols = feather_lib.axis_matrix(jnp.arange(window[1]) + dx, mask_hw[1],
+                                   ref_hw[1], radius, bucket, compute)
+    inside = _inside(mask.shape[-2:], 0, 0, mask_hw)
+    mask = jnp.where(inside, mask, 0).astype(compute)
+    return jnp.einsum("uj,fjl,vl->fuv", rows, mask, cols,
+                      precision=lax.Precision.HIGHEST)
+
+  return jax.vmap(one)(packed.masks, geo.mask_hw, geo.ref_hw, geo.dy, geo.dx)
+
+
+def _accelerator_form(image, packed, feather, gain, ref_image, crops, geo,
+                      window, compute):
+  masks = _window_masks_accelerator(packed, geo, feather, window, compute)
+  # Padding slots and skipped SEGs blend with a zero mask: their window is
+  # written back unchanged, with no branch to decide it.
+  masks = masks * jnp.where(geo.active, gain, 0)[:, None, None, None]
+  frames = image
+  for i in range(masks.shape[0]):  # unrolled while tracing: in list order
+    frames = _blend_segment(frames, i, masks[i], geo, crops, ref_image,
+                            compute)
+  return frames
+
+
+def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
+              compute, max_radius: int):
+  bucket = packed.masks.shape[-1]
+
+  def segment(frames, i):
+    mask_hw, ref_hw, dy, dx = (geo.mask_hw[i], geo.ref_hw[i], geo.dy[i],
+                               geo.dx[i])
+    mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
+    mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
+    mask = feather_lib.blur_banded(mask.astype(compute), mask_hw[0],
+                                   mask_hw[1], feather, max_radius)
+
+    def cut(m):
+      return _shifted_window(m, dy, dx, *window)
+
+    def resize(m):  # the bilinear resize and the cut as two small products
+      no_blur = jnp.int32(0)
+      rows = feather_lib.axis_matrix(jnp.arange(window[0]) + dy, mask_hw[0],
+                                     ref_hw[0], no_blur, bucket, compute)
+      cols = feather_lib.axis_matrix(jnp.arange(window[1]) + dx, mask_hw[1],
+                                     ref_hw[1], no_blur, bucket, compute)
+      return jnp.einsum("uj,fjl,vl->fuv", rows, m, cols,
+                        precision=lax.Precision.HIGHEST)
+
+    same = jnp.all(mask_hw == ref_hw)
+    m = lax.cond(same, cut, resize, mask) * gain
+    return _blend_segment(frames, i, m, geo, crops, ref_image, compute)
+
+  def step(frames, i):
+    # Padding slots and skipped SEGs do no work at all (a real branch).
+    return lax.cond(geo.active[i], segment, lambda f, _: f, frames, i), None
+
+  out, _ = lax.scan(step, image, jnp.arange(geo.active.shape[0]))
+  return out
+
+
+def paste_core(image, packed: PackedSegs, feather, alpha, ref_image, *,
+                form: str, max_radius: int):
+  n, h, w, _ = image.shape
+  bucket = packed.masks.shape[-1]
+  window = (min(bucket, h), min(bucket, w))
+  compute = jnp.promote_types(image.dtype, jnp.float32)
+  geo = _geometry(packed, (h, w), window, ref_image is not None)
+  gain = jnp.asarray(alpha, compute) / 255
+  feather = jnp.asarray(feather, jnp.int32)
+  crops = packed.crops
+  if crops.shape[1] > 1:
+    crops = crops[:, :n]  # crops may carry more frames than the image
+  if form == "cpu":
+    return _cpu_form(image, packed, feather, gain, ref_image, crops, geo,
+                     window, compute, max_radius)
+  return _accelerator_form(image, packed, feather, gain, ref_image, crops,
+                           geo, window, compute)
+
+
+_STATIC = ("form", "max_radius")
+_paste_jit = jax.jit(paste_core, static_argnames=_STATIC)
+_paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
+                             donate_argnums=0)
+
+
+def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
+          donate_image: bool = False):
+  """Feathers each packed mask and blends its crop into every frame.
+
+  The node's per-frame, per-segment loop as one XLA program: each
+  segment's masks are feathered at their own size, resized to the pasted
+  pixels' size, scaled by `alpha / 255` and blended into all frames at once,
+  clipped at all four image edges, later segments on top. Works under
+  `jax.jit`, `jax.vmap` and `jax.grad`; inputs are assumed valid
+  (`segs_paste` and `pack_segs` check them).
+
+  Args:
+    image: `[N, H, W, C]` float array, values in [0, 1].
+    packed: `PackedSegs` from `pack_segs` for this image's shape.
+    feather: int in 0..100 (traced: no new program per value), blur kernel
+      size `2 * feather + 1`.
+    alpha: scalar in [0, 255] (traced: differentiable), opacity.
+    ref_image: optional `[N, H, W, C]` (or `[1, H, W, C]`); when given, the
+      pasted pixels are cut from it at each crop region instead of taken from
+      the crops, as the node's `ref_image_opt`.
+    donate_image: paste into `image`'s own buffer instead of a new one; the
+      caller's `image` (a JAX array it no longer needs) is then deleted.
+
+  Returns:
+    `[N, H, W, C]` array of `image`'s dtype.
+  """
+  form = platform.form_of(image)
+  kernel = _paste_jit_donated if donate_image else _paste_jit
+  return kernel(image, packed.strip_meta(), feather, alpha, ref_image,
+                **static_args(form, feather))
+
+
+def static_args(form: str, feather) -> dict:
+  """The static arguments of the compiled core for a form and feather."""
+  # Only the CPU form's program depends on the feather's bucket.
+  max_radius = feather_lib.cpu_max_radius(feather) if form == "cpu" else 0
+  return dict(form=form, max_radius=max_radius)
+
