@@ -3,10 +3,10 @@
 Run from the repository root:
 
     python -m benchmarks.run [--workloads W1,W2] [--repeats 7] [--json PATH]
-                             [--quick] [--hugepages] [--impact-pack PATH]
+                             [--quick] [--impact-pack PATH] [--no-peer]
 
-For each workload, in one process, four variants are timed, interleaved
-(a b c d a b c d ...) after one warm-up call of each, and their medians
+For each workload, in one process, the variants are timed, interleaved
+(a t b c ... a t b c ...) after one warm-up call of each, and their medians
 reported:
 
   a: `segspaste_jax.segs_paste` end to end, host numpy in, host numpy out
@@ -22,6 +22,9 @@ reported:
   d: `image.copy()` in numpy, the floor for anything that returns a new image.
   e: (b) with `donate_image=True`: pasted into a device batch made (untimed)
      just before, with no new output buffer.
+  p: `benchmarks.opencv_peer.peer_segs_paste`, the plain CPU peer (OpenCV's
+     GaussianBlur and a numpy blend; needs opencv-python-headless, left out
+     without it or with `--no-peer`).
 
 `first_call_s` is the first call of (a) for the workload, before any warm-up:
 it includes tracing and compiling unless an earlier workload in the same
@@ -30,6 +33,10 @@ process already compiled the same shapes.
 The JSON also keeps every raw time, the minima and the load average: on small
 shared VMs the timings can swing by several times between runs (torch's
 OpenMP threads are the most sensitive; `--torch-threads 1` steadies them).
+
+On a GPU, (b) and (e) are also timed as `--inner` calls per sample (the
+median per call reported), so that what is measured is the device, not
+Python's dispatch; (d) is then an on-device copy of the batch, the floor.
 """
 
 from __future__ import annotations
@@ -87,7 +94,7 @@ def _tree_nbytes(tree) -> int:
 
 
 def bench_workload(name: str, repeats: int, seed: int = 0,
-                   node=None) -> dict:
+                   node=None, peer=None, inner: int = 1) -> dict:
   """Times variants a-e (and n) on one workload.
 
   Args:
@@ -96,6 +103,10 @@ def bench_workload(name: str, repeats: int, seed: int = 0,
     seed: workload seed.
     node: the real node's `doit` (`benchmarks.impact_node.load_node`), timed
       as variant n on the torch image; None to leave n out.
+    peer: `benchmarks.opencv_peer.peer_segs_paste`, timed as variant p;
+      None to leave p out.
+    inner: calls of b, d and e per timed sample (the time per call is
+      kept); more than 1 on accelerators, where one call is too short.
 
   Returns:
     A JSON-ready dict: raw times (s) and medians (s) per variant,
@@ -135,30 +146,47 @@ def bench_workload(name: str, repeats: int, seed: int = 0,
     return np.asarray(result)
 
   def run_b():
-    return segspaste_jax.paste(image_dev, packed_dev, feather=feather,
-                               alpha=ALPHA).block_until_ready()
+    out = None
+    for _ in range(inner):
+      out = segspaste_jax.paste(image_dev, packed_dev, feather=feather,
+                                alpha=ALPHA)
+    return out.block_until_ready()
 
   def run_c():
     return node_segs_paste(image, segs, feather=feather, alpha=ALPHA)
 
+  on_device = jax.default_backend() != "cpu"
+
   def run_d():
-    return image.copy()
+    if not on_device:
+      return image.copy()
+    out = None
+    for _ in range(inner):
+      out = _device_copy(image_dev)
+    return out.block_until_ready()
 
   def fresh_image():
-    # (e)'s input: a device batch that (e) may consume, made before timing.
-    return jax.block_until_ready(image_dev + 0)
+    # (e)'s input: device batches that (e) may consume, made before timing.
+    return [jax.block_until_ready(_device_copy(image_dev))
+            for _ in range(inner)]
 
-  def run_e(buffer):
-    return segspaste_jax.paste(buffer, packed_dev, feather=feather,
-                               alpha=ALPHA,
-                               donate_image=True).block_until_ready()
+  def run_e(buffers):
+    out = None
+    while buffers:
+      out = segspaste_jax.paste(buffers.pop(), packed_dev, feather=feather,
+                                alpha=ALPHA, donate_image=True)
+    return out.block_until_ready()
 
   def run_n():
     return node(image_torch, segs, feather, ALPHA)
 
+  def run_p():
+    return peer(image, segs, feather, ALPHA)
+
   fns = {"a": run_a, "t": run_t, "b": run_b, "c": run_c, "d": run_d,
-         "n": run_n}
-  variants = VARIANTS + (("n",) if node is not None else ())
+         "n": run_n, "p": run_p}
+  variants = VARIANTS + (("n",) if node is not None else ()) + (
+      ("p",) if peer is not None else ())
 
   # Warm-up round; keep (c)'s output for the a-vs-c check.
   run_a()
@@ -170,20 +198,23 @@ def bench_workload(name: str, repeats: int, seed: int = 0,
   assert np.array_equal(out_e, out_b), "donated paste differs from paste"
   max_abs_a_c = float(np.max(np.abs(out_a - out_c)))
   max_abs_b_c = float(np.max(np.abs(out_b - out_c)))
-  max_abs_n_c = None
+  max_abs_n_c = max_abs_p_c = None
   if node is not None:
     max_abs_n_c = float(np.max(np.abs(run_n().numpy() - out_c)))
+  if peer is not None:
+    max_abs_p_c = float(np.max(np.abs(run_p() - out_c)))
   del out_a, out_b, out_c, out_e
 
   times = {k: [] for k in variants}
+  per_call = {"b": inner, "e": inner, "d": inner if on_device else 1}
   for _ in range(repeats):
     for k in variants:
       if k == "e":
-        buffer = fresh_image()
-        times[k].append(_timed(lambda: run_e(buffer)))
-        del buffer
+        buffers = fresh_image()
+        times[k].append(_timed(lambda: run_e(buffers)) / inner)
+        del buffers
       else:
-        times[k].append(_timed(fns[k]))
+        times[k].append(_timed(fns[k]) / per_call.get(k, 1))
   medians = {k: statistics.median(v) for k, v in times.items()}
   minima = {k: min(v) for k, v in times.items()}
 
@@ -204,16 +235,24 @@ def bench_workload(name: str, repeats: int, seed: int = 0,
       "max_abs_diff_a_vs_c": max_abs_a_c,
       "max_abs_diff_b_vs_c": max_abs_b_c,
       "max_abs_diff_n_vs_c": max_abs_n_c,
+      "max_abs_diff_p_vs_c": max_abs_p_c,
+      "inner": inner,
       "peak_rss_mb_before": rss_before,
       "peak_rss_mb_after": _peak_rss_mb(),
       "device_peak_bytes": _device_peak_bytes(),
       "loadavg_after": list(os.getloadavg()),
   }
-  if jax.default_backend() == "gpu":
+  if on_device:
     moved = 2 * image_bytes + packed_bytes
     record["b_bytes_moved"] = moved
     record["b_gbps"] = moved / medians["b"] / 1e9
+    record["d_gbps"] = 2 * image_bytes / medians["d"] / 1e9
   return record
+
+
+@jax.jit
+def _device_copy(x):
+  return x + 0
 
 
 def _fmt_ms(seconds: float) -> str:
@@ -223,14 +262,17 @@ def _fmt_ms(seconds: float) -> str:
 
 def print_table(results: dict) -> None:
   """Prints the median table (ms) for the results of `bench_workload`."""
-  gpu = jax.default_backend() == "gpu"
+  gpu = jax.default_backend() != "cpu"
   with_node = all("n" in r["median_s"] for r in results.values())
+  with_peer = all("p" in r["median_s"] for r in results.values())
   headers = ["workload", "a ms", "t ms", "b ms", "c ms", "d ms", "e ms",
              "c/a", "c/t", "c/b", "b/d", "e/d", "first call s", "max|a-c|"]
   if with_node:
     headers[7:7] = ["n ms", "n/a", "n/t", "n/b"]
+  if with_peer:
+    headers[-2:-2] = ["p ms", "p/a", "p/t"]
   if gpu:
-    headers.append("b GB/s")
+    headers += ["b GB/s", "d GB/s"]
   rows = []
   for name, r in results.items():
     m = r["median_s"]
@@ -243,8 +285,11 @@ def print_table(results: dict) -> None:
     if with_node:
       row[7:7] = [_fmt_ms(m["n"]), f"{m['n'] / m['a']:.1f}",
                   f"{m['n'] / m['t']:.1f}", f"{m['n'] / m['b']:.1f}"]
+    if with_peer:
+      row[-2:-2] = [_fmt_ms(m["p"]), f"{m['p'] / m['a']:.2f}",
+                    f"{m['p'] / m['t']:.2f}"]
     if gpu:
-      row.append(f"{r['b_gbps']:.1f}")
+      row += [f"{r['b_gbps']:.1f}", f"{r['d_gbps']:.1f}"]
     rows.append(row)
   widths = [max(len(h), *(len(row[i]) for row in rows))
             for i, h in enumerate(headers)]
@@ -300,17 +345,12 @@ def main(argv=None) -> int:
                       help="a ComfyUI-Impact-Pack checkout: also time the "
                            "real node as variant n (needs torchvision; see "
                            "benchmarks/impact_node.py)")
-  parser.add_argument("--hugepages", action="store_true",
-                      help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 "
-                           "so XLA's CPU buffers get transparent huge pages")
+  parser.add_argument("--no-peer", action="store_true",
+                      help="leave out the OpenCV peer (variant p)")
+  parser.add_argument("--inner", type=int, default=None,
+                      help="calls of b, d and e per timed sample (default 1 "
+                           "on CPU, 20 on accelerators)")
   args = parser.parse_args(argv)
-  if args.hugepages and "glibc.malloc.hugetlb=1" not in os.environ.get(
-      "GLIBC_TUNABLES", ""):
-    env = dict(os.environ)
-    env["GLIBC_TUNABLES"] = ":".join(
-        t for t in (env.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1") if t)
-    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run",
-                               *(sys.argv[1:] if argv is None else argv)], env)
 
   if args.workloads:
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
@@ -330,6 +370,13 @@ def main(argv=None) -> int:
   if args.impact_pack:
     from benchmarks.impact_node import load_node  # pylint: disable=g-import-not-at-top
     node = load_node(args.impact_pack)
+  peer = None
+  if not args.no_peer:
+    try:
+      from benchmarks.opencv_peer import peer_segs_paste as peer  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      print("opencv-python-headless not installed: no peer (variant p)")
+  inner = args.inner or (1 if jax.default_backend() == "cpu" else 20)
   env = environment()
   print(f"jax {env['jax_version']} on {env['jax_backend']} "
         f"{env['jax_devices']}; torch {env['torch_version']} "
@@ -337,7 +384,8 @@ def main(argv=None) -> int:
   results = {}
   for name in names:
     print(f"{name}: {WORKLOADS[name][1]} ...", flush=True)
-    results[name] = bench_workload(name, repeats, seed=args.seed, node=node)
+    results[name] = bench_workload(name, repeats, seed=args.seed, node=node,
+                                   peer=peer, inner=inner)
   print()
   print_table(results)
   print("\na: segs_paste end to end (numpy in, host out); t: the same with "
@@ -345,11 +393,8 @@ def main(argv=None) -> int:
         "inputs; c: torch node baseline; d: numpy image.copy(); e: b with "
         "donate_image=True (in place)"
         + ("; n: the real Impact Pack node (torch image)" if node else "")
-        + ". Medians.")
-  tunables = os.environ.get("GLIBC_TUNABLES", "")
-  print("glibc malloc huge pages: "
-        + ("on" if "glibc.malloc.hugetlb=1" in tunables else
-           "off (try --hugepages; see BENCHMARKS.md)"))
+        + ("; p: the OpenCV + numpy peer" if peer else "")
+        + f". Medians{f', b d e per call of {inner}' if inner > 1 else ''}.")
 
   path = pathlib.Path(args.json)
   path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,4 +60,6 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     out = paste(call.image, call.packed, feather=call.feather,
                 alpha=call.alpha, ref_image=call.ref,
                 donate_image=call.owned)
+  if call.wait:  # the paste reads the caller's own tensor: done before we go
+    out.block_until_ready()
   return arrays.from_unit_float(out) if call.as_uint8 else out

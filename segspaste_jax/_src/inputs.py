@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import numpy as np
 
 from segspaste_jax._src import arrays, packing, validate
@@ -29,6 +28,8 @@ class Call:
     image: `[N, H, W, C]` float JAX array in [0, 1]; with `place=False`, the
       caller's array as given (any kind, uint8 included).
     owned: whether `image` is the library's own copy (it may be donated).
+    wait: whether `image` or `ref` shares the caller's memory (a torch
+      tensor), so that the call must wait for the paste before returning.
     ref: `[N', H, W, C]` reference images like `image`, or None.
     packed: the SEGS, packed for the image (numpy leaves).
     feather: int in 0..100.
@@ -38,6 +39,7 @@ class Call:
 
   image: Any
   owned: bool
+  wait: bool
   ref: Any
   packed: PackedSegs
   feather: int
@@ -78,19 +80,21 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
                              bucket_size=bucket_size,
                              max_segments=max_segments)
   as_uint8 = arrays.dtype_of(image) == np.uint8
-  owned = False
+  owned = wait = False
   ref = ref_image_opt
   if place:
-    image, owned = _to_unit_float(image)
+    image, owned, wait = to_unit_float(image)
     if ref is not None:
-      ref, _ = _to_unit_float(ref[:shape[0]] if ref.shape[0] > shape[0]
-                              else ref)
-  return Call(image, owned, ref, packed, feather, alpha, as_uint8)
+      ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
+                                       > shape[0] else ref)
+      wait = wait or wait_ref
+  return Call(image, owned, wait, ref, packed, feather, alpha, as_uint8)
 
 
-def _to_unit_float(x) -> tuple[jax.Array, bool]:
-  """`x` as a float JAX array in [0, 1] and whether it is the library's own."""
-  x, owned = arrays.to_device(x)
+def to_unit_float(x) -> tuple[jax.Array, bool, bool]:
+  """`x` as a float JAX array in [0, 1]: `(array, owned, wait)` as
+  `arrays.to_device` says (uint8 becomes a new float array of our own)."""
+  x, owned, wait = arrays.to_device(x)
   if x.dtype == np.uint8:
-    return arrays.unit_float(x), True
-  return x, owned
+    return arrays.unit_float(x), True, wait
+  return x, owned, wait

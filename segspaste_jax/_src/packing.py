@@ -228,9 +228,10 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   crop_frames = [0 if s.crop is None else len(s.crop) for s in read]
   fc = max([f for f in crop_frames if f > 1], default=1)
   fm = n if any(m.ndim == 3 and len(m) > 1 for m in masks) else 1
-  crops = np.zeros((slots, fc, bucket, bucket, c) if with_crops else
-                   (slots, 1, 1, 1, c), np.float32)
-  packed_masks = np.zeros((slots, fm, bucket, bucket), np.float32)
+  # zero pages of their own: XLA's CPU client reads them in place
+  crops = arrays.host_empty((slots, fc, bucket, bucket, c) if with_crops else
+                            (slots, 1, 1, 1, c), np.float32)
+  packed_masks = arrays.host_empty((slots, fm, bucket, bucket), np.float32)
   regions = np.zeros((slots, 4), np.int32)
   crop_sizes = np.zeros((slots, 2), np.int32)
   mask_sizes = np.ones((slots, 2), np.int32)

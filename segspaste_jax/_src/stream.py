@@ -90,7 +90,7 @@ def _rechunk(blocks: Iterable[np.ndarray], size: int
   for block in blocks:
     while len(block):
       if buffer is None:
-        buffer = np.zeros((size,) + block.shape[1:], block.dtype)
+        buffer = arrays.host_empty((size,) + block.shape[1:], block.dtype)
       take = min(size - count, len(block))
       buffer[count:count + take] = block[:take]
       count += take
@@ -206,10 +206,9 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
     cut = {f: _pad_frames(x[:, start:start + size], size, axis=1)
            for f, x in per_frame.items()}
     if mesh is None:  # uint8 goes to the device as bytes
-      image, _ = arrays.to_device(image)
-      out = paste(arrays.unit_float(image), shared._replace(**cut),
-                  feather=feather, alpha=alpha, ref_image=ref,
-                  donate_image=True)
+      image, owned, _ = inputs.to_unit_float(image)
+      out = paste(image, shared._replace(**cut), feather=feather,
+                  alpha=alpha, ref_image=ref, donate_image=owned)
     else:
       out = sharded_paste(image, shared._replace(**cut), feather=feather,
                           alpha=alpha, ref_image=ref, mesh=mesh)
@@ -243,8 +242,7 @@ def _checked_ref(ref: np.ndarray, hwc):
   """A block of reference frames, checked as `segs_paste` checks them, as
   a float JAX array of the library's own."""
   validate.check_ref_image(ref, (None, *hwc))
-  ref, _ = arrays.to_device(ref)
-  return arrays.unit_float(ref)
+  return inputs.to_unit_float(ref)[0]  # numpy here: copied, nothing to wait for
 
 
 def _finish(pending, bar) -> np.ndarray:

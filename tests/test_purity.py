@@ -1,0 +1,171 @@
+"""Pure from the caller's side: inputs may be overwritten as soon as a call
+returns, held results never change, and threads do not disturb each other.
+
+The images are several MB (page-aligned, the kind of host memory that XLA's
+CPU client would happily share with a running program), and the inputs are
+overwritten the moment the call returns, while an asynchronous paste could
+still be reading them.
+"""
+
+import concurrent.futures
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cases import seg
+from segspaste_jax import pack_segs, paste, segs_paste, stream_segs_paste
+from segspaste_jax.comfy import SEGSPasteJAX
+
+try:
+  import torch
+except ImportError:
+  torch = None
+
+N, H, W, C = 4, 512, 512, 3  # 12 MiB of float32
+TRIALS = 4
+
+
+def _segs(rng, n=N, count=6):
+  items = []
+  for k in range(count):
+    h, w = (int(v) for v in rng.integers(80, 200, 2))
+    x, y = int(rng.integers(-20, W - 60)), int(rng.integers(-20, H - 60))
+    items.append(seg(rng.random((n, h, w, C), np.float32),
+                     rng.random((h, w), np.float32), (x, y, x + w, y + h),
+                     label=str(k)))
+  return (H, W), items
+
+
+def _image(rng, n=N):
+  image = np.empty((n, H, W, C), np.float32)  # large: mmap'd, page-aligned
+  image[...] = rng.random((n, H, W, C), np.float32)
+  return image
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("with_ref", [False, True])
+def test_overwrite_inputs_right_after_the_call(kind, with_ref):
+  if kind == "torch" and torch is None:
+    pytest.skip("torch not installed")
+  rng = np.random.default_rng(0)
+  segs = _segs(rng)
+  for _ in range(TRIALS):
+    image = _image(rng)
+    ref = _image(rng) if with_ref else None
+    want = np.asarray(segs_paste(image.copy(), segs, feather=7,
+                                 ref_image_opt=None if ref is None
+                                 else ref.copy()))
+    if kind == "torch":
+      image, ref = torch.from_numpy(image), (None if ref is None
+                                             else torch.from_numpy(ref))
+    out = segs_paste(image, segs, feather=7, ref_image_opt=ref)
+    image[...] = 0.5  # at once: the paste may not have run yet
+    if ref is not None:
+      ref[...] = 0.25
+    np.testing.assert_array_equal(np.asarray(out), want)
+
+
+def test_overwrite_uint8_input_right_after_the_call():
+  rng = np.random.default_rng(1)
+  segs = _segs(rng)
+  image = (_image(rng) * 255).astype(np.uint8)
+  want = np.asarray(segs_paste(image.copy(), segs, feather=3))
+  out = segs_paste(image, segs, feather=3)
+  image[...] = 7
+  np.testing.assert_array_equal(np.asarray(out), want)
+
+
+def test_delete_jax_input_right_after_the_call():
+  rng = np.random.default_rng(2)
+  segs = _segs(rng)
+  host = _image(rng)
+  want = np.asarray(segs_paste(host, segs, feather=5))
+  image = jnp.asarray(host)
+  out = segs_paste(image, segs, feather=5)
+  image.delete()
+  np.testing.assert_array_equal(np.asarray(out), want)
+  # the caller's JAX array is not donated: it stays valid
+  image = jnp.asarray(host)
+  segs_paste(image, segs, feather=5).block_until_ready()
+  np.testing.assert_array_equal(np.asarray(image), host)
+
+
+def test_held_results_never_change():
+  """Many results of one shape, held across later calls of that shape."""
+  rng = np.random.default_rng(3)
+  segs = _segs(rng, n=1)
+  held, copies = [], []
+  for _ in range(8):
+    image = _image(rng, n=1)
+    out = segs_paste(image, segs, feather=4)
+    held.append(out)
+    copies.append(np.array(out))
+    del image
+  for _ in range(8):  # more calls of the same shape
+    segs_paste(_image(rng, n=1), segs, feather=4).block_until_ready()
+  for out, copy in zip(held, copies):
+    np.testing.assert_array_equal(np.asarray(out), copy)
+
+
+def test_donated_paste_leaves_other_arrays_alone():
+  rng = np.random.default_rng(4)
+  segs = _segs(rng, n=1)
+  host = _image(rng, n=1)
+  packed = jax.device_put(pack_segs(segs, host.shape))
+  kept = jnp.asarray(host)
+  mine = jnp.array(kept, copy=True)
+  out = paste(mine, packed, feather=3, donate_image=True)
+  assert mine.is_deleted()
+  np.testing.assert_array_equal(np.asarray(kept), host)
+  np.testing.assert_array_equal(
+      np.asarray(out), np.asarray(paste(kept, packed, feather=3)))
+
+
+def test_four_threads_at_once():
+  rng = np.random.default_rng(5)
+  jobs = []
+  for k in range(12):
+    n = 1 + k % 3
+    jobs.append((_image(rng, n=n)[:, :256], ((256, W), _segs(rng, n=n)[1]),
+                 k % 11, 255 - 10 * k))
+  one_at_a_time = [np.asarray(segs_paste(im, s, feather=f, alpha=a))
+                   for im, s, f, a in jobs]
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    together = list(pool.map(
+        lambda job: np.asarray(segs_paste(job[0], job[1], feather=job[2],
+                                          alpha=job[3])), jobs))
+  for got, want in zip(together, one_at_a_time):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_stream_source_overwritten_after_each_chunk():
+  rng = np.random.default_rng(6)
+  n = 7
+  image = _image(rng, n=n)[:, :128, :128]
+  segs = ((128, 128), [seg(rng.random((n, 60, 50, C), np.float32),
+                           rng.random((60, 50), np.float32),
+                           (10, 20, 60, 80))])
+  want = np.asarray(segs_paste(image, segs, feather=3))
+  source = image.copy()
+  got = []
+  for chunk in stream_segs_paste(source, segs, feather=3, chunk=2,
+                                 progress=False):
+    got.append(chunk.copy())
+    source[:] = 0.0  # frames already read and frames not yet read alike
+    source[:] = image
+  held = np.concatenate(got)
+  np.testing.assert_array_equal(held, want)
+
+
+@pytest.mark.skipif(torch is None, reason="torch not installed")
+def test_comfy_node_input_overwritten_after_return():
+  rng = np.random.default_rng(7)
+  segs = _segs(rng)
+  image = _image(rng)
+  want = np.asarray(segs_paste(image, segs, feather=5))
+  tensor = torch.from_numpy(image.copy())
+  (out,) = SEGSPasteJAX().doit(tensor, segs, 5, 255)
+  tensor.fill_(0.75)
+  np.testing.assert_array_equal(out.numpy(), want)
