@@ -24,13 +24,17 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 torch.__version__); print(jax.devices())"
 } 2>&1 | tee "$OUT/env.txt"
 
-timeout "${BENCH_S:-240}" $PY -m benchmarks.run \
+# b, d (an on-device copy: the floor) and e are timed 20 calls per sample
+timeout "${BENCH_S:-240}" $PY -m benchmarks.run --no-peer \
   --repeats "${REPEATS:-5}" ${BENCH_ARGS:-} --json "$OUT/results.json" \
   2>&1 | tee "$OUT/bench.txt"
 echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
 
+timeout "${COMPILE_S:-90}" $PY -m benchmarks.compile_time --runs 1 \
+  2>&1 | tee "$OUT/compile.txt"
+
 timeout "${TEST_S:-200}" $PY -m pytest -q -x -n "${TEST_PROCS:-8}" \
   -p no:cacheprovider --durations=10 \
-  ${TESTS:-tests/test_against_reference.py tests/test_grad.py} \
+  ${TESTS:-tests/test_program.py tests/test_purity.py tests/test_against_reference.py tests/test_grad.py} \
   2>&1 | tee "$OUT/tests.txt"
 echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/tests.txt"

@@ -69,16 +69,19 @@ def to_numpy(x, name: str) -> np.ndarray:
                   f"got {type(x).__name__}")
 
 
-def host_empty(shape, dtype) -> np.ndarray:
-  """A new, zero-filled host array in page-aligned memory of its own.
+_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
 
-  An anonymous memory mapping: zero pages until written, aligned so that
-  XLA's CPU client uses it in place instead of copying it (it copies host
-  arrays that are not 64-byte aligned, and numpy's large ones are not),
-  and, on Linux, with transparent huge pages where the kernel offers them
-  (as numpy asks for its own large arrays): a fresh 200 MB buffer costs
-  about 100 page faults instead of 50,000. Only the library writes to it,
-  and only before handing it to JAX.
+
+def host_empty(shape, dtype) -> np.ndarray:
+  """A new, zero-filled host array of the library's own.
+
+  An anonymous memory mapping: zero pages until written, page aligned so
+  that XLA's CPU client uses it in place instead of copying it (it copies
+  host arrays that are not 64-byte aligned, and numpy's large ones are
+  not), and, on Linux, with transparent huge pages where the kernel offers
+  them (as numpy asks for its own large arrays): a fresh 200 MB buffer then
+  costs about 100 page faults instead of 50,000. Only the library writes to
+  it, and only before handing it to JAX.
   """
   dtype = np.dtype(dtype)
   count = math.prod(shape)
@@ -100,10 +103,15 @@ def to_device(x):
   - torch tensor: shared by DLPack, on its own device, no copy; `wait`
     True: the caller's tensor is read by the program, so the call must wait
     for it before returning.
-  - numpy array, memmap, anything else: copied into `host_empty` memory
-    and put on the default device. `owned` (it may be donated) on an
-    accelerator, where that copy is a device buffer; not on the CPU, where
-    XLA uses the host copy in place and donating it would copy it again.
+  - numpy array, memmap, anything else, from 32 MiB up: copied into
+    `host_empty` memory and put on the default device. `owned` (it may be
+    donated) on an accelerator, where that copy is a device buffer; not on
+    the CPU, where XLA uses the host copy in place and donating it would
+    copy it again.
+  - smaller host arrays: handed to JAX as they are, `wait` True (XLA's
+    CPU client may read them in place); below the C library's largest
+    heap block, XLA's own copy comes from memory used before and costs
+    less than a fresh mapping.
   """
   if isinstance(x, jax.Array):
     return x, False, False
@@ -113,6 +121,8 @@ def to_device(x):
       return shared, False, True
     x = to_numpy(x, "array")
   x = np.asarray(x)
+  if x.nbytes < _HEAP_MAX_BYTES:
+    return jax.device_put(x), False, True
   copy = host_empty(x.shape, x.dtype)
   np.copyto(copy, x)
   on_device = jax.device_put(copy)

@@ -117,11 +117,14 @@ def _blend_jvp(primals, tangents):
           (1 - m) * d_under + m * d_ref + d_m * (ref - under))
 
 
-def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute):
+def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute,
+                   shifted: bool = True):
   """Blends segment `i` into its window of `frames` and writes it back.
 
   `m` is the segment's `[Fm, win_h, win_w]` window mask, already scaled by
-  `alpha / 255` and zero outside the pasted pixels.
+  `alpha / 255` and zero outside the pasted pixels. `shifted=False` when
+  the window is known to start at the crop's own corner (`dy == dx == 0`):
+  the crop is then cut by a static slice.
   """
   n, _, _, c = frames.shape
   win_h, win_w = m.shape[-2:]
@@ -132,7 +135,8 @@ def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute):
   under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
   if ref_image is None:
     crop = lax.dynamic_index_in_dim(crops, i, keepdims=False)
-    ref = _shifted_window(crop, dy, dx, win_h, win_w)
+    ref = (_shifted_window(crop, dy, dx, win_h, win_w) if shifted
+           else crop[:, :win_h, :win_w])
   else:
     ref = lax.dynamic_slice(ref_image, corner,
                             (ref_image.shape[0], win_h, win_w, c))
@@ -197,9 +201,17 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
       return jnp.einsum("uj,fjl,vl->fuv", rows, m, cols,
                         precision=lax.Precision.HIGHEST)
 
+    def general(frames):
+      m = lax.cond(same, cut, resize, mask) * gain
+      return _blend_segment(frames, i, m, geo, crops, ref_image, compute)
+
+    def at_corner(frames):  # the usual case: static cuts, no padding
+      m = mask[:, :window[0], :window[1]] * gain
+      return _blend_segment(frames, i, m, geo, crops, ref_image, compute,
+                            shifted=False)
+
     same = jnp.all(mask_hw == ref_hw)
-    m = lax.cond(same, cut, resize, mask) * gain
-    return _blend_segment(frames, i, m, geo, crops, ref_image, compute)
+    return lax.cond(same & (dy == 0) & (dx == 0), at_corner, general, frames)
 
   def step(frames, i):
     # Padding slots and skipped SEGs do no work at all (a real branch).
