@@ -12,7 +12,7 @@ from segspaste_jax import pack_segs, segs_paste
 from segspaste_jax._src import paste as paste_lib
 
 TOLERANCE = 1e-5
-RANDOM_CASES = 300
+RANDOM_CASES = 200
 
 
 def check(case, **kwargs):
@@ -32,12 +32,13 @@ def test_random_case(seed):
 
 
 def test_random_cases_paste_something():
-  """Guards the generator: most cases must change the image."""
+  """Guards the generator: most cases must change the image (by the
+  reference alone: `test_random_case` compares the library with it)."""
   changed = 0
   for seed in range(30):
     case = cases.random_case(seed)
-    got, _ = check(case)
-    changed += bool(np.abs(got - case.image).max() > 1e-3)
+    expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
+    changed += bool(np.abs(expected - case.image).max() > 1e-3)
   assert changed >= 15
 
 
@@ -47,7 +48,7 @@ def test_both_forms_on_cpu(form):
   the CPU one), run here on seeded random cases with and without a
   reference image, against the reference."""
   checked = 0
-  for seed in range(24):
+  for seed in range(12):
     case = cases.random_case(1000 + seed)
     expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
     packed = pack_segs(case.segs, case.image.shape,
@@ -58,7 +59,7 @@ def test_both_forms_on_cpu(form):
         **paste_lib.static_args(form, case.feather)))
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     checked += bool(np.abs(got - case.image).max() > 1e-3)
-  assert checked >= 12
+  assert checked >= 6
 
 
 def _full(h, w, value=1.0):
@@ -219,5 +220,6 @@ def test_scale_match_non_integer_factors(source, target, channels):
   assert max(fractions) >= 0.5  # truncation and rounding differ somewhere
   case = cases.Case(image, ((h0, w0), items), 3, 230)
   check(case)
-  if source[0] * target[1] != source[1] * target[0]:  # non-uniform
+  rh, rw = h / h0, w / w0
+  if rh > rw:  # non-uniform, and the node's mix-up keeps x1 < x2, y1 < y2
     check(case, node_axis_mixup=True)

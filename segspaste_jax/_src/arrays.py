@@ -100,9 +100,12 @@ def to_device(x):
 
   - JAX array: used as is; `owned` False (the caller keeps it), `wait`
     False (it is immutable).
-  - torch tensor: shared by DLPack, on its own device, no copy; `wait`
-    True: the caller's tensor is read by the program, so the call must wait
-    for it before returning.
+  - torch tensor on a GPU (or other device): shared by DLPack on that
+    device, no copy; `wait` True: the caller's tensor is read by the
+    program, so the call must wait for it before returning.
+  - torch tensor on the CPU: viewed as numpy by DLPack (`np.from_dlpack`),
+    then as a host array below. (A JAX array imported by DLPack on the CPU
+    made the persistent compilation cache miss in every new process.)
   - numpy array, memmap, anything else, from 32 MiB up: copied into
     `host_empty` memory and put on the default device. `owned` (it may be
     donated) on an accelerator, where that copy is a device buffer; not on
@@ -116,10 +119,11 @@ def to_device(x):
   if isinstance(x, jax.Array):
     return x, False, False
   if is_torch(x):
-    shared = _from_dlpack(x.detach())
+    x = x.detach()
+    shared = _from_dlpack(x) if x.device.type != "cpu" else None
     if shared is not None:
       return shared, False, True
-    x = to_numpy(x, "array")
+    x = _host_view(x)
   x = np.asarray(x)
   if x.nbytes < _HEAP_MAX_BYTES:
     return jax.device_put(x), False, True
@@ -127,6 +131,14 @@ def to_device(x):
   np.copyto(copy, x)
   on_device = jax.device_put(copy)
   return on_device, platform.form_of(on_device) == "accelerator", False
+
+
+def _host_view(tensor) -> np.ndarray:
+  """A CPU torch tensor as numpy, by DLPack where numpy can take its dtype."""
+  try:
+    return np.from_dlpack(tensor.contiguous())
+  except (TypeError, RuntimeError, BufferError, ValueError):
+    return to_numpy(tensor, "array")  # bfloat16: as float32
 
 
 def _from_dlpack(tensor):
