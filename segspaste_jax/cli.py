@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from segspaste_jax import (__version__, load_segs, sample, save_segs,
                            segs_paste, stream_segs_paste)
-from segspaste_jax._src import compile_cache
+from segspaste_jax._src import compile_cache, validate
 
 PROG = "segspaste-jax"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
@@ -146,11 +146,9 @@ def _cmd_paste(args) -> None:
   ref_frames = None
   if args.ref is not None:
     ref_frames = _frame_paths(args.ref, "--ref")
-    rn, rh, rw, rc = _frames_shape(ref_frames, "--ref")
-    if (rh, rw, rc) != (h, w, c) or (rn != 1 and rn < n):
-      raise ValueError(f"--ref: expected 1 or at least {n} frames of "
-                       f"{w}x{h} with {c} channels like --image, got {rn} of "
-                       f"{rw}x{rh} with {rc}")
+    # ref_image_opt's rules, on the files' headers before any is read
+    validate.check_ref_shape(_frames_shape(ref_frames, "--ref"), (n, h, w, c),
+                             "--ref")
     ref_frames = ref_frames[:n]
 
   started = time.perf_counter()

@@ -223,6 +223,20 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
 
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image, *,
                 form: str, max_radius: int):
+  """The paste as a traceable function (what `paste` compiles).
+
+  Args:
+    image: `[N, H, W, C]` float.
+    packed: `PackedSegs` without metadata.
+    feather: int32 scalar in 0..100 (at most `max_radius` for the CPU form).
+    alpha: scalar in [0, 255].
+    ref_image: `[N or 1, H, W, C]` float, or None.
+    form: static, "cpu" or "accelerator" (see `platform`).
+    max_radius: static, the CPU form's blur bucket (`static_args`).
+
+  Returns:
+    `[N, H, W, C]` of `image`'s dtype.
+  """
   n, h, w, _ = image.shape
   bucket = packed.masks.shape[-1]
   window = (min(bucket, h), min(bucket, w))

@@ -162,11 +162,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
   total = _count_frames(frames, num_frames, "frames")
   single_ref = False
   if ref_image_opt is not None and arrays.is_array(ref_image_opt):
-    shape = validate.check_image(ref_image_opt, "ref_image_opt")
-    if 1 < shape[0] < total:
-      raise ValueError(f"ref_image_opt: has {shape[0]} frames for {total} "
-                       "frames; expected 1 (used for every frame) or at least "
-                       f"{total}")
+    shape = validate.check_ref_image(ref_image_opt, (total, None, None, None),
+                                     read_values=False)
     single_ref = shape[0] == 1
   return _stream(frames, segs, feather, alpha, ref_image_opt, single_ref,
                  total, chunk, progress, mesh,

@@ -111,31 +111,41 @@ def check_image(image, name: str = "image") -> tuple[int, int, int, int]:
   return shape
 
 
-def check_ref_image(ref, image_shape, name: str = "ref_image_opt",
-                    read_values: bool = True) -> tuple[int, int, int, int]:
-  """Checks `ref_image_opt` against the image it serves; returns its shape.
+def check_ref_shape(shape, image_shape, name: str = "ref_image_opt") -> None:
+  """The rules for `ref_image_opt`'s shape, given the image it serves.
 
-  The node's rules, as the library defines them: the image's H, W and C;
-  one frame (used for every frame) or at least as many as the image (the
-  first N are used); finite values, since the blend multiplies the
-  reference by the mask and 0 * NaN would leak outside the crop region.
-
-  Args:
-    ref: the reference images (any array kind).
-    image_shape: `(N, H, W, C)` of the image; N may be None when unknown
-      (streaming checks the frame count as frames arrive).
-    name: the argument's name in messages.
-    read_values: also check that the values are finite.
+  The image's H, W and C (None where not known yet); one frame (used for
+  every frame) or at least as many as the image's N (None where not known:
+  streaming counts frames as they arrive).
   """
-  shape = check_image(ref, name)
   n, h, w, c = image_shape
-  if shape[1:] != (h, w, c):
+  if any(want is not None and have != want
+         for have, want in zip(shape[1:], (h, w, c))):
     raise ValueError(f"{name}: expected frames [H, W, C] = {[h, w, c]} like "
-                     f"the image, got shape {shape}")
+                     f"the image, got shape {tuple(shape)}")
   if n is not None and 1 < shape[0] < n:
     raise ValueError(f"{name}: has {shape[0]} frames for an image of {n}; "
                      "expected 1 (used for every frame) or at least "
                      f"{n}")
+
+
+def check_ref_image(ref, image_shape, name: str = "ref_image_opt",
+                    read_values: bool = True) -> tuple[int, int, int, int]:
+  """Checks `ref_image_opt` against the image it serves; returns its shape.
+
+  An IMAGE batch (`check_image`) of the shape `check_ref_shape` allows,
+  with finite values: the blend multiplies the reference by the mask, and
+  0 * NaN would leak outside the crop region.
+
+  Args:
+    ref: the reference images (any array kind).
+    image_shape: `(N, H, W, C)` of the image; entries may be None where not
+      known yet.
+    name: the argument's name in messages.
+    read_values: also check that the values are finite.
+  """
+  shape = check_image(ref, name)
+  check_ref_shape(shape, image_shape, name)
   if read_values and arrays.dtype_of(ref) != np.uint8:
     check_finite(ref if not isinstance(ref, np.memmap) else np.asarray(ref),
                  name)
