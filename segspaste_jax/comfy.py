@@ -44,14 +44,19 @@ class SEGSPasteJAX:
             "alpha": ("INT", {"default": 255, "min": 0, "max": 255,
                               "step": 1}),
         },
-        "optional": {"ref_image_opt": ("IMAGE",)},
+        "optional": {
+            "ref_image_opt": ("IMAGE",),
+            # the node's own crop placement under a non-uniform scale match
+            "node_axis_mixup": ("BOOLEAN", {"default": False}),
+        },
     }
 
   RETURN_TYPES = ("IMAGE",)
   FUNCTION = "doit"
   CATEGORY = "ImpactPack/Detailer"
 
-  def doit(self, image, segs, feather, alpha=255, ref_image_opt=None):
+  def doit(self, image, segs, feather, alpha=255, ref_image_opt=None,
+           node_axis_mixup=False):
     """Runs `segs_paste` on ComfyUI's tensors.
 
     Args:
@@ -60,6 +65,8 @@ class SEGSPasteJAX:
       feather: int in 0..100.
       alpha: int in 0..255.
       ref_image_opt: optional IMAGE `[N, H, W, C]`.
+      node_axis_mixup: place crops as the Impact Pack does under a
+        non-uniform scale match (see `segs_paste`); default off.
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
@@ -67,7 +74,8 @@ class SEGSPasteJAX:
     """
     _enable_compile_cache()
     out = segs_paste(image, segs, feather=feather, alpha=alpha,
-                     ref_image_opt=ref_image_opt)
+                     ref_image_opt=ref_image_opt,
+                     node_axis_mixup=bool(node_axis_mixup))
     tensor = arrays.to_torch(out, like=image if arrays.is_torch(image)
                                                else None)
     return (tensor.float() if str(tensor.dtype) != "torch.float32"

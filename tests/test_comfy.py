@@ -22,7 +22,8 @@ def test_input_types_match_the_node():
           "feather": ("INT", {"default": 5, "min": 0, "max": 100, "step": 1}),
           "alpha": ("INT", {"default": 255, "min": 0, "max": 255, "step": 1}),
       },
-      "optional": {"ref_image_opt": ("IMAGE",)},
+      "optional": {"ref_image_opt": ("IMAGE",),
+                   "node_axis_mixup": ("BOOLEAN", {"default": False})},
   }
   node = comfy.SEGSPasteJAX
   assert node.RETURN_TYPES == ("IMAGE",)
@@ -83,6 +84,22 @@ def test_sample_with_defaults_and_float64_image():
       out.numpy(), np.asarray(segs_paste(image.float(), segs)), atol=1e-6)
 
 
+def test_node_axis_mixup_input():
+  rng = np.random.default_rng(9)
+  image = torch.from_numpy(rng.random((1, 60, 120, 3), np.float32))
+  segs = ((30, 40), [cases.seg(rng.random((1, 10, 10, 3), np.float32),
+                               np.ones((10, 10), np.float32),
+                               (5, 5, 15, 15))])
+  node = comfy.SEGSPasteJAX()
+  for mixup in (False, True):
+    (out,) = node.doit(image, segs, 0, 255, node_axis_mixup=mixup)
+    want = segs_paste(image.numpy(), segs, 0, node_axis_mixup=mixup)
+    np.testing.assert_array_equal(out.numpy(), np.asarray(want))
+  assert not np.array_equal(node.doit(image, segs, 0, 255)[0].numpy(),
+                            node.doit(image, segs, 0, 255, None, True)[0]
+                            .numpy())
+
+
 def test_bad_input_raises_a_clear_error():
   image = torch.zeros(1, 32, 32, 3)
   with pytest.raises(ValueError, match="feather"):
@@ -111,3 +128,35 @@ def test_numpy_fallback_when_dlpack_fails(monkeypatch):
   (via_numpy,) = comfy.SEGSPasteJAX().doit(image, segs, 3, 200)
   assert via_numpy.dtype == torch.float32 and via_numpy.is_contiguous()
   assert torch.equal(via_numpy, via_dlpack)
+
+
+def test_device_tensors_come_in_by_dlpack(monkeypatch):
+  """A torch tensor off the CPU is shared with JAX by DLPack, never copied
+  through host memory: the path taken here with a CPU tensor, by telling
+  the library the tensor is on another device."""
+  from segspaste_jax._src import arrays
+  image = torch.rand(1, 64, 64, 3)  # torch's own (aligned) memory
+  shared = arrays._from_dlpack(image)
+  assert np.shares_memory(np.asarray(shared), image.numpy())
+  seen = []
+  real = arrays._from_dlpack
+  monkeypatch.setattr(arrays, "_from_dlpack",
+                      lambda t: seen.append(t) or real(t))
+
+  class OnAnotherDevice:  # the tensor, with a device that is not the CPU
+    def __init__(self, tensor):
+      self._tensor = tensor
+      self.device = torch.device("meta")
+
+    def detach(self):
+      return self
+
+    def __getattr__(self, name):
+      return getattr(self._tensor, name)
+
+  fake = OnAnotherDevice(image)
+  monkeypatch.setattr(arrays, "is_torch", lambda x: isinstance(
+      x, (torch.Tensor, OnAnotherDevice)))
+  array, owned, wait = arrays.to_device(fake)
+  assert seen and not owned and wait
+  np.testing.assert_array_equal(np.asarray(array), image.numpy())
