@@ -1,7 +1,5 @@
 """segs_paste against the float64 reference on seeded random and edge cases."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
