@@ -13,6 +13,7 @@ compile again.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -163,11 +164,17 @@ def _cmd_paste(args) -> None:
       alpha=args.alpha, ref_image_opt=ref, num_frames=n, chunk=args.chunk,
       progress=n > args.chunk and sys.stderr.isatty())
   done = 0
-  for block in chunks:
-    out_paths[0].parent.mkdir(parents=True, exist_ok=True)
-    for frame in block:
-      _to_image(frame).save(out_paths[done])
-      done += 1
+  try:
+    for block in chunks:
+      out_paths[0].parent.mkdir(parents=True, exist_ok=True)
+      for frame in block:
+        _save_whole(_to_image(frame), out_paths[done])
+        done += 1
+  except KeyboardInterrupt:
+    where = out_paths[0].parent
+    print(f"{PROG}: interrupted: wrote {done} of {_count(n, 'frame')} to "
+          f"{where}", file=sys.stderr)
+    raise
   elapsed = time.perf_counter() - started
 
   where = out_paths[0] if n == 1 else out_paths[0].parent
@@ -175,6 +182,18 @@ def _cmd_paste(args) -> None:
         f"{_count(n, 'frame')} of {w}x{h} ({c} channels), feather "
         f"{args.feather}, alpha {args.alpha}, in {elapsed:.2f} s; "
         f"wrote {where}")
+
+
+def _save_whole(image: Image.Image, path: Path) -> None:
+  """Writes a PNG whole or not at all: a temporary name in the same folder,
+  then a rename (an interrupted run leaves no truncated file behind)."""
+  partial = path.with_name(f".{path.name}.partial")
+  try:
+    image.save(partial, format="PNG")
+    os.replace(partial, path)
+  finally:
+    if partial.exists():
+      partial.unlink()
 
 
 def _count(number: int, noun: str) -> str:

@@ -239,3 +239,44 @@ def test_library_errors_are_one_line(tmp_path, capsys):
                    str(tmp_path / "rgb.npz"), "--out",
                    str(tmp_path / "o.png")]) == 2
   assert "channels" in _one_error_line(capsys)
+
+
+def test_interrupted_folder_run_leaves_whole_files(tmp_path):
+  """Ctrl-C during a long folder run: status 130 within seconds, a line
+  saying how many frames were written, and no truncated or temporary
+  files."""
+  import signal
+  import time
+  rng = np.random.default_rng(5)
+  folder, out = tmp_path / "frames", tmp_path / "out"
+  folder.mkdir()
+  n = 400
+  for i in range(n):
+    _write(folder / f"f{i:03d}.png", rng.random((96, 96, 3), np.float32))
+  crop = rng.random((1, 40, 40, 3), np.float32)
+  save_segs(tmp_path / "segs.npz", ((96, 96), [SEG(
+      crop, soft_ellipse(40, 40), 0.9, (10, 10, 50, 50), (10, 10, 50, 50),
+      "face")]))
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "segspaste_jax", "paste", "--image", str(folder),
+       "--segs", str(tmp_path / "segs.npz"), "--out", str(out), "--chunk",
+       "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**__import__("os").environ, "SEGSPASTE_JAX_COMPILE_CACHE": "off"})
+  deadline = time.monotonic() + 120
+  while time.monotonic() < deadline and proc.poll() is None:
+    if out.exists() and len(list(out.glob("*.png"))) >= 5:
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "finished before it could be interrupted"
+  proc.send_signal(signal.SIGINT)
+  interrupted = time.monotonic()
+  _, err = proc.communicate(timeout=60)
+  assert time.monotonic() - interrupted < 10
+  assert proc.returncode == 130, err
+  written = sorted(out.glob("*.png"))
+  assert 5 <= len(written) < n
+  assert f"wrote {len(written)} of {n} frames" in err
+  assert not [p for p in out.iterdir() if p.suffix != ".png"]
+  for path in written:  # each one whole
+    with Image.open(path) as im:
+      im.load()
