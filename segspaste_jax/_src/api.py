@@ -42,9 +42,10 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
       `sharded_paste`).
 
   Returns:
-    `[N, H, W, C]` JAX array of `image`'s dtype (torch bfloat16 stays
-    bfloat16), on the image's device (a torch GPU tensor's result is on that
-    GPU); blended in float32 (or float64), uint8 results rounded.
+    `[N, H, W, C]` JAX array of `image`'s dtype (a torch bfloat16 tensor on
+    the CPU gives float32: numpy has no bfloat16), on the image's device (a
+    torch GPU tensor's result is on that GPU); blended in float32 (or
+    float64), uint8 results rounded.
 
   Raises:
     TypeError, ValueError: naming the argument (and SEG index) on bad input.

@@ -69,9 +69,6 @@ def to_numpy(x, name: str) -> np.ndarray:
                   f"got {type(x).__name__}")
 
 
-_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
-
-
 def host_empty(shape, dtype) -> np.ndarray:
   """A new, zero-filled host array of the library's own.
 
@@ -95,8 +92,23 @@ def host_empty(shape, dtype) -> np.ndarray:
   return np.frombuffer(memory, dtype, count=count).reshape(shape)
 
 
-def to_device(x):
+def own_copy(x) -> np.ndarray:
+  """A copy of host array `x` in `host_empty` memory."""
+  x = np.asarray(x)
+  copy = host_empty(x.shape, x.dtype)
+  np.copyto(copy, x)
+  return copy
+
+
+_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
+
+
+def to_device(x, own: bool = False):
   """`x` as a JAX array for the paste: `(array, owned, wait)`.
+
+  `own=True` says that `x` is a host array of the library's own, which
+  nobody writes again (a `host_empty` buffer): it goes to the device as it
+  is, with nothing to wait for. Otherwise:
 
   - JAX array: used as is; `owned` False (the caller keeps it), `wait`
     False (it is immutable).
@@ -118,6 +130,8 @@ def to_device(x):
   """
   if isinstance(x, jax.Array):
     return x, False, False
+  if own:
+    return _put_own(np.asarray(x)) + (False,)
   if is_torch(x):
     x = x.detach()
     shared = _from_dlpack(x) if x.device.type != "cpu" else None
@@ -127,10 +141,15 @@ def to_device(x):
   x = np.asarray(x)
   if x.nbytes < _HEAP_MAX_BYTES:
     return jax.device_put(x), False, True
-  copy = host_empty(x.shape, x.dtype)
-  np.copyto(copy, x)
-  on_device = jax.device_put(copy)
-  return on_device, platform.form_of(on_device) == "accelerator", False
+  return _put_own(own_copy(x)) + (False,)
+
+
+def _put_own(x: np.ndarray) -> tuple[jax.Array, bool]:
+  """A host array of the library's own on the default device, and whether
+  the result may be donated (on an accelerator, where it is a device copy;
+  on the CPU, XLA uses the host memory in place and would copy it first)."""
+  on_device = jax.device_put(x)
+  return on_device, platform.form_of(on_device) == "accelerator"
 
 
 def _host_view(tensor) -> np.ndarray:

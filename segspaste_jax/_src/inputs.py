@@ -92,10 +92,11 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
   return Call(image, owned, wait, ref, packed, feather, alpha, as_uint8)
 
 
-def to_unit_float(x) -> tuple[jax.Array, bool, bool]:
+def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:
   """`x` as a float JAX array in [0, 1]: `(array, owned, wait)` as
-  `arrays.to_device` says (uint8 becomes a new float array of our own)."""
-  x, owned, wait = arrays.to_device(x)
+  `arrays.to_device(x, own)` says (uint8 becomes a new float array of our
+  own)."""
+  x, owned, wait = arrays.to_device(x, own)
   if x.dtype == np.uint8:
     return arrays.unit_float(x), True, wait
   return x, owned, wait

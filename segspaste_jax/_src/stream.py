@@ -183,8 +183,8 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
 
   refs = None
   if ref_image_opt is not None:
-    if single_ref:
-      ref = arrays.to_numpy(ref_image_opt, "ref_image_opt")
+    if single_ref:  # read by every chunk: a copy of our own
+      ref = arrays.own_copy(arrays.to_numpy(ref_image_opt, "ref_image_opt"))
       refs = itertools.repeat((_checked_ref(ref, (h, w, c)), size))
     else:
       refs = ((_checked_ref(r, (h, w, c)), count) for r, count in _rechunk(
@@ -203,7 +203,7 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
     cut = {f: _pad_frames(x[:, start:start + size], size, axis=1)
            for f, x in per_frame.items()}
     if mesh is None:  # uint8 goes to the device as bytes
-      image, owned, _ = inputs.to_unit_float(image)
+      image, owned, _ = inputs.to_unit_float(image, own=True)
       out = paste(image, shared._replace(**cut), feather=feather,
                   alpha=alpha, ref_image=ref, donate_image=owned)
     else:
@@ -236,10 +236,10 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
 
 
 def _checked_ref(ref: np.ndarray, hwc):
-  """A block of reference frames, checked as `segs_paste` checks them, as
-  a float JAX array of the library's own."""
+  """A block of reference frames in memory of our own (`host_empty`),
+  checked as `segs_paste` checks them, as a float JAX array."""
   validate.check_ref_image(ref, (None, *hwc))
-  return inputs.to_unit_float(ref)[0]  # numpy here: copied, nothing to wait for
+  return inputs.to_unit_float(ref, own=True)[0]
 
 
 def _finish(pending, bar) -> np.ndarray:
