@@ -142,27 +142,46 @@ def axis_matrix(out_index, n_in, n_out, radius, length: int,
   return jnp.where(keep, weights / _norm(radius, dtype), 0.0)
 
 
-def blur_matrix_form(mask, height, width, feather):
-  """Feathers zero-padded masks by two matrix products (any backend).
+def feathered_window(mask, size, out_size, shift, window, feather):
+  """The node's feather, then resize, of zero-padded masks, cut to a window.
+
+  Two matrix products (`axis_matrix` per axis): entry `(u, v)` of the
+  result is pixel `(u + shift[0], v + shift[1])` of the masks feathered at
+  their own size and resized to `out_size`, zero outside `out_size`.
 
   Args:
-    mask: `[..., Hb, Wb]` float, real content in `[..., :height, :width]`;
-      the rest is ignored.
-    height, width: int32 scalars, the masks' real size (>= 1).
+    mask: `[..., Hb, Wb]` float, real content in `[..., :size[0],
+      :size[1]]`; the rest is ignored.
+    size: int32 `(h, w)`, the masks' real size (>= 1 each).
+    out_size: int32 `(h, w)` to resize to (equal to `size`: no resize).
+    shift: int32 `(dy, dx)`, the window's offset.
+    window: static `(rows, cols)` of the result.
     feather: int32 scalar (traced), the node's feather.
 
   Returns:
-    `[..., Hb, Wb]`, float64 for float64 masks (under x64), else float32;
-    zero outside `[:height, :width]`.
+    `[..., rows, cols]`, float64 for float64 masks (under x64), else
+    float32.
   """
   hb, wb = mask.shape[-2:]
   dtype = jnp.promote_types(mask.dtype, jnp.float32)
-  radius = effective_radius(feather, jnp.minimum(height, width))
-  rows = axis_matrix(jnp.arange(hb), height, height, radius, hb, dtype)
-  cols = axis_matrix(jnp.arange(wb), width, width, radius, wb, dtype)
-  mask = jnp.where(_inside(mask.shape[-2:], height, width), mask, 0)
+  radius = effective_radius(feather, jnp.minimum(size[0], size[1]))
+  rows = axis_matrix(jnp.arange(window[0]) + shift[0], size[0], out_size[0],
+                     radius, hb, dtype)
+  cols = axis_matrix(jnp.arange(window[1]) + shift[1], size[1], out_size[1],
+                     radius, wb, dtype)
+  mask = jnp.where(_inside(mask.shape[-2:], size[0], size[1]), mask, 0)
   return jnp.einsum("uj,...jl,vl->...uv", rows, mask.astype(dtype), cols,
                     precision=lax.Precision.HIGHEST)
+
+
+def blur_matrix_form(mask, height, width, feather):
+  """Feathers zero-padded masks by two matrix products (any backend).
+
+  `feathered_window` with no resize and no shift: `[..., Hb, Wb]` in and
+  out, zero outside `[:height, :width]`.
+  """
+  size = (height, width)
+  return feathered_window(mask, size, size, (0, 0), mask.shape[-2:], feather)
 
 
 def _inside(shape, height, width):

@@ -148,18 +148,9 @@ def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute,
 
 def _window_masks_accelerator(packed, geo, feather, window, compute):
   """`[S, Fm, win_h, win_w]`: every segment's feathered, resized, cut mask."""
-  bucket = packed.masks.shape[-1]
-
   def one(mask, mask_hw, ref_hw, dy, dx):
-    radius = feather_lib.effective_radius(feather, jnp.min(mask_hw))
-    rows = feather_lib.axis_matrix(jnp.arange(window[0]) + dy, mask_hw[0],
-                                   ref_hw[0], radius, bucket, compute)
-    cols = feather_lib.axis_matrix(jnp.arange(window[1]) + dx, mask_hw[1],
-                                   ref_hw[1], radius, bucket, compute)
-    inside = _inside(mask.shape[-2:], 0, 0, mask_hw)
-    mask = jnp.where(inside, mask, 0).astype(compute)
-    return jnp.einsum("uj,fjl,vl->fuv", rows, mask, cols,
-                      precision=lax.Precision.HIGHEST)
+    return feather_lib.feathered_window(mask.astype(compute), mask_hw, ref_hw,
+                                        (dy, dx), window, feather)
 
   return jax.vmap(one)(packed.masks, geo.mask_hw, geo.ref_hw, geo.dy, geo.dx)
 
@@ -179,8 +170,6 @@ def _accelerator_form(image, packed, feather, gain, ref_image, crops, geo,
 
 def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
               compute, max_radius: int):
-  bucket = packed.masks.shape[-1]
-
   def segment(frames, i):
     mask_hw, ref_hw, dy, dx = (geo.mask_hw[i], geo.ref_hw[i], geo.dy[i],
                                geo.dx[i])
@@ -193,13 +182,8 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
       return _shifted_window(m, dy, dx, *window)
 
     def resize(m):  # the bilinear resize and the cut as two small products
-      no_blur = jnp.int32(0)
-      rows = feather_lib.axis_matrix(jnp.arange(window[0]) + dy, mask_hw[0],
-                                     ref_hw[0], no_blur, bucket, compute)
-      cols = feather_lib.axis_matrix(jnp.arange(window[1]) + dx, mask_hw[1],
-                                     ref_hw[1], no_blur, bucket, compute)
-      return jnp.einsum("uj,fjl,vl->fuv", rows, m, cols,
-                        precision=lax.Precision.HIGHEST)
+      return feather_lib.feathered_window(m, mask_hw, ref_hw, (dy, dx),
+                                          window, jnp.int32(0))
 
     def general(frames):
       m = lax.cond(same, cut, resize, mask) * gain
