@@ -7,6 +7,8 @@ embedded photo and its SEGS).
 """
 
 from segspaste_jax._src import api as _api
+from segspaste_jax._src import crop as _crop
+from segspaste_jax._src import device_segs as _device_segs
 from segspaste_jax._src import feather as _feather
 from segspaste_jax._src import packing as _packing
 from segspaste_jax._src import paste as _paste
@@ -18,10 +20,13 @@ from segspaste_jax._src.version import __version__
 
 PackedSegs = _types.PackedSegs
 SEG = _types.SEG
+SegCrops = _crop.SegCrops
 SegsMeta = _types.SegsMeta
+crop_segs = _crop.crop_segs
 frames_mesh = _shard.frames_mesh
 gaussian_blur_mask = _feather.gaussian_blur_mask
 load_segs = _segs_io.load_segs
+make_packed_segs = _device_segs.make_packed_segs
 pack_segs = _packing.pack_segs
 paste = _paste.paste
 save_segs = _segs_io.save_segs
@@ -33,10 +38,13 @@ unpack_segs = _packing.unpack_segs
 __all__ = [
     "PackedSegs",
     "SEG",
+    "SegCrops",
     "SegsMeta",
+    "crop_segs",
     "frames_mesh",
     "gaussian_blur_mask",
     "load_segs",
+    "make_packed_segs",
     "pack_segs",
     "paste",
     "save_segs",
@@ -46,4 +54,5 @@ __all__ = [
     "unpack_segs",
 ]
 
-del _api, _feather, _packing, _paste, _segs_io, _shard, _stream, _types
+del (_api, _crop, _device_segs, _feather, _packing, _paste, _segs_io, _shard,
+     _stream, _types)

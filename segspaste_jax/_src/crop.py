@@ -1,0 +1,196 @@
+"""`crop_segs`: the inverse of the paste, cutting crop regions out of frames.
+
+A detailer crops each segment's region out of the image, re-details the
+crop and pastes it back. `paste` places crop pixel `(u, v)` of a segment at
+image pixel `(y1 + u, x1 + v)` (its `crop_region`'s unclipped origin) and
+clips at all four image edges; `crop_segs` is the matching cut:
+
+    crops[s, n, u, v] = image[n, y1 + u, x1 + v]   where that pixel exists
+                                                   and u < y2 - y1,
+                                                   v < x2 - x1 (and < B),
+                       0                           elsewhere.
+
+So a region that starts left of or above the image keeps its geometry: the
+part of the region inside the image sits in the crop at offset
+`(max(-y1, 0), max(-x1, 0))`, the rows and columns before it (off the image)
+are zero. This is what makes crop -> paste the identity for every region,
+inside, touching or crossing any border (`paste` with full masks, feather 0
+and alpha 255 writes each pixel back where it came from), and keeps a
+region-sized mask aligned pixel for pixel with the crop (no resize). The
+Impact Pack's own crop (`image[:, y1:y2, x1:x2]`) agrees wherever the origin
+is inside the image; at negative origins Python slicing wraps around.
+
+`SegCrops.sizes` is the crop's extent (the region's size, at most `B`), the
+`crop_sizes` to paste it back with; `SegCrops.visible` says which part of it
+holds image pixels, and its `(h, w)` are the sizes of the reference pixels
+`paste(..., ref_image=image)` cuts at the same region (`_geometry(...,
+with_ref=True)`: `min(y2, H) - max(y1, 0)` clipped at 0, likewise for x)
+whenever the region fits the bucket.
+
+Everything is traced except the bucket side: one compiled program per
+`(image shape, S, B)`, whatever the regions.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# Coordinates are clipped to this range first (pack_segs allows +-2**30),
+# so that no difference taken here wraps around in int32.
+COORD_LOW, COORD_HIGH = -(1 << 30), 1 << 30
+
+
+class SegCrops(NamedTuple):
+  """What `crop_segs` returns; `S` segments, `N` frames, bucket side `B`.
+
+  Attributes:
+    crops: `[S, N, B, B, C]` of the image's dtype: segment `s`'s crop pixel
+      `(u, v)` of frame `n` is `image[n, y1 + u, x1 + v]` for
+      `u < sizes[s, 0]`, `v < sizes[s, 1]` where that pixel lies in the
+      image, else 0.
+    sizes: `[S, 2]` int32 `(h, w)`: the crop's extent, `(y2 - y1, x2 - x1)`
+      clipped to `[0, B]`. Pass it (or nothing: it is the default) as
+      `crop_sizes` to `make_packed_segs` to paste the crops back.
+    visible: `[S, 4]` int32 `(top, left, h, w)`: the part of the crop that
+      holds image pixels, rows `top .. top + h`, columns `left .. left + w`;
+      `top = clip(-y1, 0, B)`, `h = max(min(min(y2, H) - y1, B) - top, 0)`,
+      likewise for x. For a region that fits the bucket, `(h, w)` is
+      exactly the extent `paste` clips a reference image to (origin
+      `(max(y1, 0), max(x1, 0))`, extent `min(y2, H) - max(y1, 0)` clipped
+      at 0), and `(top, left)` is where that origin lies in the crop.
+  """
+
+  crops: jax.Array
+  sizes: jax.Array
+  visible: jax.Array
+
+
+def as_array(value, name: str, what: str):
+  """`jnp.asarray(value)`, or a `TypeError` naming the argument."""
+  try:
+    return jnp.asarray(value)
+  except TypeError:
+    raise TypeError(f"{name}: expected {what}, got "
+                    f"{type(value).__name__}") from None
+
+
+def check_bucket(bucket_size) -> int:
+  """`bucket_size` as a Python int >= 1 (it fixes shapes: static)."""
+  message = ("bucket_size: expected a Python int (static: it fixes the "
+             f"crops' shape), got {bucket_size!r}")
+  if isinstance(bucket_size, (bool, np.bool_)):
+    raise TypeError(message)
+  try:
+    bucket_size = operator.index(bucket_size)
+  except TypeError:  # floats, and traced values (TracerIntegerConversionError)
+    raise TypeError(message) from None
+  if bucket_size < 1:
+    raise ValueError(f"bucket_size: expected >= 1, got {bucket_size}")
+  return bucket_size
+
+
+def check_regions(regions, name: str = "regions"):
+  """`[S, 4]` integer regions as an int32 array (clipped to +-2**30)."""
+  regions = as_array(regions, name, "an integer array [S, 4]")
+  if not jnp.issubdtype(regions.dtype, jnp.integer):
+    raise TypeError(f"{name}: expected an integer array of crop regions "
+                    f"(x1, y1, x2, y2), got dtype {regions.dtype}")
+  if regions.ndim != 2 or regions.shape[1] != 4:
+    raise ValueError(f"{name}: expected shape [S, 4] (x1, y1, x2, y2), got "
+                     f"{regions.shape}")
+  # clip in the input's own type (int64 under x64, uint8, ...) before
+  # narrowing: the bounds are cut to what that type holds
+  info = jnp.iinfo(regions.dtype)
+  low = np.asarray(max(COORD_LOW, int(info.min)), regions.dtype)
+  high = np.asarray(min(COORD_HIGH, int(info.max)), regions.dtype)
+  return jnp.clip(regions, low, high).astype(jnp.int32)
+
+
+def region_extent(regions, bucket: int, low: int = 0):
+  """`[S, 2]` int32 `(y2 - y1, x2 - x1)` clipped to `[low, bucket]`."""
+  x1, y1, x2, y2 = (regions[:, k] for k in range(4))
+  # min(y2 - y1, bucket) as y2 - max(y1, y2 - bucket): y2 - y1 itself may
+  # be 2**31 (from -2**30 to 2**30)
+  extent = [b - jnp.maximum(a, b - bucket) for a, b in ((y1, y2), (x1, x2))]
+  return jnp.clip(jnp.stack(extent, axis=-1), low, bucket)
+
+
+def _visible(regions, extent, image_hw, bucket: int):
+  h, w = image_hw
+  x1, y1, x2, y2 = (regions[:, k] for k in range(4))
+  top = jnp.clip(-y1, 0, bucket)
+  left = jnp.clip(-x1, 0, bucket)
+  bottom = jnp.minimum(jnp.minimum(y2, h) - y1, extent[:, 0])
+  right = jnp.minimum(jnp.minimum(x2, w) - x1, extent[:, 1])
+  return jnp.stack([top, left, jnp.maximum(bottom - top, 0),
+                    jnp.maximum(right - left, 0)], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("bucket",))
+def _crop_core(image, regions, bucket: int) -> SegCrops:
+  n, h, w, c = image.shape
+  b = bucket
+  extent = region_extent(regions, b)
+  # b zeros on every side: a slice start clamped into [-b, H] (or [-b, W])
+  # then reads either the exact pixels or zeros, never clamped-away ones.
+  padded = jnp.pad(image, [(0, 0), (b, b), (b, b), (0, 0)])
+  zero = jnp.zeros((), jnp.int32)
+  rows = jnp.arange(b, dtype=jnp.int32)
+
+  def one(region, size):
+    ys = jnp.clip(region[1], -b, h) + b
+    xs = jnp.clip(region[0], -b, w) + b
+    win = lax.dynamic_slice(padded, (zero, ys, xs, zero), (n, b, b, c))
+    keep = (rows < size[0])[:, None] & (rows < size[1])[None, :]
+    return jnp.where(keep[None, :, :, None], win, jnp.zeros((), image.dtype))
+
+  crops = jax.vmap(one)(regions, extent)
+  return SegCrops(crops, extent, _visible(regions, extent, (h, w), b))
+
+
+def crop_segs(image, regions, bucket_size: int) -> SegCrops:
+  """Cuts every segment's crop region out of every frame (jit-compiled).
+
+  The inverse of `paste`'s placement: crop pixel `(u, v)` is image pixel
+  `(y1 + u, x1 + v)`, zero where that is off the image or past the region
+  (see the module docstring for regions crossing the borders). Pasting the
+  crops back at the same regions with `crop_sizes=sizes` (the default of
+  `make_packed_segs`), full masks, feather 0 and alpha 255 gives the image
+  back exactly. Regions are traced (one program per shape), and the cut is
+  differentiable with respect to `image`; works under `jax.jit`,
+  `jax.vmap` and `jax.grad`.
+
+  Args:
+    image: `[N, H, W, C]` floating or integer array (its dtype is kept; one
+      padded copy of it is made, `B` zeros on every side).
+    regions: `[S, 4]` integer `(x1, y1, x2, y2)`, end exclusive, any values
+      (coordinates beyond +-2**30 are clamped to +-2**30); an empty region
+      (`x2 <= x1` or `y2 <= y1`) gives an all-zero crop of size 0.
+    bucket_size: static Python int `B` >= 1, the crops' side. A region
+      larger than `B` is cut to its top-left `B x B`.
+
+  Returns:
+    `SegCrops(crops [S, N, B, B, C], sizes [S, 2], visible [S, 4])`, see
+    `SegCrops`.
+
+  Raises:
+    TypeError, ValueError: at trace time, naming the argument, for a wrong
+      rank or dtype (non-integer regions, a non-numeric image) or a bad
+      `bucket_size`.
+  """
+  bucket = check_bucket(bucket_size)
+  image = as_array(image, "image", "an array [N, H, W, C]")
+  if image.ndim != 4:
+    raise ValueError(f"image: expected [N, H, W, C], got shape {image.shape}")
+  if not (jnp.issubdtype(image.dtype, jnp.floating)
+          or jnp.issubdtype(image.dtype, jnp.integer)):
+    raise TypeError(f"image: expected a floating or integer array, got "
+                    f"dtype {image.dtype}")
+  return _crop_core(image, check_regions(regions), bucket)

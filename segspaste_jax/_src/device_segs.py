@@ -1,0 +1,231 @@
+"""`make_packed_segs`: a `PackedSegs` built from device arrays, inside `jit`.
+
+`pack_segs` reads torch-style SEGS on the host. A pipeline that detects,
+crops and re-details on the device (`crop_segs`, a model, ...) already holds
+fixed-shape arrays; `make_packed_segs` assembles them into the pytree
+`paste` takes without leaving the trace: only `jnp` operations, no host
+work, no value checks (values are traced), and shapes and dtypes checked
+while tracing, with `TypeError`/`ValueError` naming the argument.
+
+Defaults follow what a detailer's arrays mean: crops and masks are
+region-aligned, pixel `(u, v)` of both showing image pixel
+`(y1 + u, x1 + v)` (as `crop_segs` cuts them and as the Impact Pack's SEGS
+carry them: a SEG's mask and crop have its crop region's size). So both
+sizes default to the region's size, clipped to the bucket: no resize
+happens in `paste`, and whatever lies past a region's size in the bucket
+(a full `B x B` mask of ones, say) is never read.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from segspaste_jax._src.crop import as_array, check_regions, region_extent
+from segspaste_jax._src.types import Opaque, PackedSegs, SegsMeta
+
+# One shared "no ControlNet wrapper" so that equal metadata compares equal
+# (`Opaque` compares by identity) and a jitted function taking the result
+# as an argument does not recompile per call.
+_NO_WRAPPER = Opaque(None)
+
+
+def _float_array(value, name: str, shapes: str):
+  a = as_array(value, name, f"a floating array {shapes}")
+  if not jnp.issubdtype(a.dtype, jnp.floating):
+    raise TypeError(f"{name}: expected a floating array {shapes} with values "
+                    f"in [0, 1], got dtype {a.dtype}"
+                    + (" (convert uint8 with x / 255)"
+                       if a.dtype == jnp.uint8 else ""))
+  return a
+
+
+def _sizes(value, name: str, slots: int, low: int, bucket: int):
+  a = as_array(value, name, "an integer array [S, 2]")
+  if not jnp.issubdtype(a.dtype, jnp.integer):
+    raise TypeError(f"{name}: expected an integer array [S, 2] of (h, w), "
+                    f"got dtype {a.dtype}")
+  if a.shape != (slots, 2):
+    raise ValueError(f"{name}: expected shape ({slots}, 2) (h, w) per "
+                     f"segment, got {a.shape}")
+  return jnp.clip(a.astype(jnp.int32), low, bucket)
+
+
+def _flags(value, name: str, slots: int):
+  a = as_array(value, name, "a bool array [S]")
+  if a.dtype != jnp.bool_:
+    raise TypeError(f"{name}: expected a bool array [S], got dtype {a.dtype}")
+  if a.shape != (slots,):
+    raise ValueError(f"{name}: expected shape ({slots},), got {a.shape}")
+  return a
+
+
+def _floats(value, name: str, shape: tuple):
+  a = as_array(value, name, f"a real array {list(shape)}")
+  if not (jnp.issubdtype(a.dtype, jnp.floating)
+          or jnp.issubdtype(a.dtype, jnp.integer)):
+    raise TypeError(f"{name}: expected a real array {list(shape)}, got dtype "
+                    f"{a.dtype}")
+  if a.shape != shape:
+    raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+  return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(
+      jnp.result_type(float))
+
+
+def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
+                     mask_sizes=None, valid=None, has_crop=None, bboxes=None,
+                     confidences=None, channels: int | None = None,
+                     labels: Sequence[str] | None = None,
+                     source_size: tuple[int, int] = (0, 0)) -> PackedSegs:
+  """Builds a `PackedSegs` from (traced) arrays, for `paste`, inside `jit`.
+
+  Only `jnp` operations: works on tracers under `jax.jit`, `jax.vmap` and
+  `jax.grad` (gradients flow to `masks` and `crops`). Shapes and dtypes are
+  checked while tracing; values are not (sizes are clipped into range, see
+  below), so feed it what `crop_segs` and your own code produce.
+
+  Args:
+    regions: `[S, 4]` integer `(x1, y1, x2, y2)`, end exclusive, any
+      values (`paste` clips at the image's edges; coordinates beyond
+      +-2**30 are clamped to +-2**30). `S` is the slot count.
+    masks: `[S, B, B]` (one mask per segment, for every frame) or
+      `[S, Fm, B, B]` (`Fm` 1 or the image's frame count N) floating, in
+      [0, 1], region-aligned at the top-left of the bucket; `B` is the
+      bucket side. Kept in their dtype (float64 stays float64).
+    crops: optional `[S, Fc, B, B, C]` floating (`Fc` 1, used for every
+      frame, or >= N; C in 1, 3, 4), region-aligned like `masks`, e.g.
+      `crop_segs(...).crops` or an edit of it. None: a crop-less
+      `PackedSegs` for `paste(..., ref_image=...)`.
+    crop_sizes: optional `[S, 2]` integer `(h, w)` of each crop; default the
+      region's size `(y2 - y1, x2 - x1)` (what `crop_segs` reports as
+      `sizes`). Clipped to `[0, B]`; 0 wherever `has_crop` is False.
+    mask_sizes: optional `[S, 2]` integer `(h, w)` of each mask; default the
+      region's size. Clipped to `[1, B]`. A mask of another size than its
+      crop is resized to the crop's size (bilinear), as the node does.
+    valid: optional `[S]` bool, False for slots to skip (padding); default
+      all True.
+    has_crop: optional `[S]` bool; default `valid` when `crops` is given,
+      all False otherwise.
+    bboxes: optional `[S, 4]` real detection boxes (not used by `paste`);
+      default `regions`. Integers become the default float type (float32,
+      float64 under x64), as do the defaults.
+    confidences: optional `[S]` real scores (not used by `paste`); default
+      1 where `valid`, 0 elsewhere (as `pack_segs` pads).
+    channels: C of the empty crops placeholder `[S, 1, 1, 1, C]` when
+      `crops` is None (default 3); must equal the crops' C when given.
+    labels: optional static labels for the leading slots (at most S);
+      default one `""` per slot. `PackedSegs.num_segments` and
+      `unpack_segs` count these (validity is only known at run time).
+    source_size: static `(H0, W0)` for `unpack_segs`; default `(0, 0)` (no
+      scale match when the unpacked SEGS are pasted again).
+
+  Returns:
+    A `PackedSegs`: `masks` `[S, Fm, B, B]`, `crops` as given (or the
+    placeholder), int32 `regions`, `crop_sizes`, `mask_sizes`, bool
+    `has_crop`, `valid`; `crop_frames` `Fc` where `has_crop` (else 0),
+    `mask_frames` 0 for `[S, B, B]` masks and `Fm` for `[S, Fm, B, B]` ones
+    where `valid` (else 0), as `pack_segs` records 2-D and 3-D masks.
+
+  Raises:
+    TypeError: an argument of the wrong kind (non-floating masks or crops,
+      uint8 crops included, non-integer regions or sizes, non-bool flags).
+    ValueError: a wrong rank or shape, naming the argument and the shape
+      expected from the others.
+  """
+  regions = check_regions(regions)
+  slots = regions.shape[0]
+
+  masks = _float_array(masks, "masks", "[S, B, B] or [S, Fm, B, B]")
+  if masks.ndim not in (3, 4) or masks.shape[-1] != masks.shape[-2]:
+    raise ValueError("masks: expected [S, B, B] or [S, Fm, B, B] with a "
+                     f"square bucket B x B, got shape {masks.shape}")
+  if masks.shape[0] != slots:
+    raise ValueError(f"masks: expected {slots} segments like regions "
+                     f"{regions.shape}, got shape {masks.shape}")
+  if min(masks.shape[1:]) < 1:
+    raise ValueError(f"masks: expected non-empty frames and bucket, got "
+                     f"shape {masks.shape}")
+  bucket = masks.shape[-1]
+  given_frames = 0 if masks.ndim == 3 else masks.shape[1]
+  if masks.ndim == 3:
+    masks = masks[:, None]
+
+  if channels is not None:
+    if isinstance(channels, (bool, np.bool_)) or not hasattr(
+        channels, "__index__"):
+      raise TypeError(f"channels: expected a Python int, got {channels!r}")
+    channels = operator.index(channels)
+    if channels not in (1, 3, 4):
+      raise ValueError(f"channels: expected 1, 3 or 4, got {channels}")
+
+  with_crops = crops is not None
+  if with_crops:
+    crops = _float_array(crops, "crops", "[S, Fc, B, B, C]")
+    expected = f"[{slots}, Fc, {bucket}, {bucket}, C] (S and B of masks)"
+    if (crops.ndim != 5 or crops.shape[0] != slots
+        or crops.shape[2:4] != (bucket, bucket)):
+      raise ValueError(f"crops: expected {expected}, got shape {crops.shape}")
+    if crops.shape[1] < 1:
+      raise ValueError(f"crops: expected at least one frame, got shape "
+                       f"{crops.shape}")
+    if crops.shape[4] not in (1, 3, 4):
+      raise ValueError(f"crops: expected 1, 3 or 4 channels, got shape "
+                       f"{crops.shape}")
+    if channels is not None and channels != crops.shape[4]:
+      raise ValueError(f"channels: {channels} differs from the crops' "
+                       f"{crops.shape[4]} channels")
+  else:
+    crops = jnp.zeros((slots, 1, 1, 1, 3 if channels is None else channels),
+                      masks.dtype)
+
+  valid = (jnp.ones((slots,), bool) if valid is None
+           else _flags(valid, "valid", slots))
+  if has_crop is None:
+    has_crop = valid if with_crops else jnp.zeros((slots,), bool)
+  else:
+    has_crop = _flags(has_crop, "has_crop", slots)
+
+  extent = region_extent(regions, bucket)
+  if crop_sizes is None:
+    crop_sizes = extent
+  else:
+    crop_sizes = _sizes(crop_sizes, "crop_sizes", slots, 0, bucket)
+  crop_sizes = jnp.where(has_crop[:, None], crop_sizes, 0)
+  mask_sizes = (jnp.maximum(extent, 1) if mask_sizes is None
+                else _sizes(mask_sizes, "mask_sizes", slots, 1, bucket))
+
+  real = jnp.result_type(float)  # float32, or float64 under x64
+  bboxes = (regions.astype(real) if bboxes is None
+            else _floats(bboxes, "bboxes", (slots, 4)))
+  confidences = (valid.astype(real)
+                 if confidences is None
+                 else _floats(confidences, "confidences", (slots,)))
+
+  crop_frames = jnp.where(has_crop, jnp.int32(crops.shape[1]), 0)
+  mask_frames = jnp.where(valid, jnp.int32(given_frames), 0)
+  return PackedSegs(crops=crops, masks=masks, regions=regions,
+                    crop_sizes=crop_sizes, mask_sizes=mask_sizes,
+                    has_crop=has_crop, valid=valid, bboxes=bboxes,
+                    confidences=confidences, crop_frames=crop_frames,
+                    mask_frames=mask_frames,
+                    meta=_meta(labels, slots, source_size))
+
+
+def _meta(labels, slots: int, source_size) -> SegsMeta:
+  try:
+    h0, w0 = (operator.index(v) for v in source_size)
+  except (TypeError, ValueError):
+    raise TypeError("source_size: expected two Python ints (H0, W0), got "
+                    f"{source_size!r}") from None
+  if labels is None:
+    labels = ("",) * slots
+  elif isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
+    raise TypeError(f"labels: expected a sequence of str, got {labels!r}")
+  labels = tuple(labels)
+  if len(labels) > slots:
+    raise ValueError(f"labels: {len(labels)} labels for {slots} slots")
+  return SegsMeta(source_size=(h0, w0), labels=labels,
+                  wrappers=(_NO_WRAPPER,) * len(labels))
