@@ -231,14 +231,17 @@ def select_mask(cropped_mask, frame_index: int, num_frames: int):
 # Paste.
 
 
-def tensor_paste(image1, image2, left_top, mask):
+def tensor_paste(image1, image2, left_top, mask, rules: str = "today"):
   """The Impact Pack's `tensor_paste`: blends image2 into image1 in place.
 
   Args:
-    image1: `[1, H, W, C]` tensor, modified in place.
-    image2: `[1, h, w, C]` pixels to paste.
+    image1: `[1, H, W, C1]` tensor, modified in place.
+    image2: `[1, h, w, C2]` pixels to paste.
     left_top: `(x, y)` where image2's top-left corner lands.
     mask: `[1, hm, wm, 1]`; resized bilinearly to `(h, w)` if it differs.
+    rules: "today" (the 2025 node: SPEC.md's RGB/RGBA table; any other
+      channel pair pastes nothing) or "seed" (the late-2024 node: every
+      channel blended alike; C1 != C2 fails in torch's broadcasting).
 
   Returns:
     None. Nothing happens if the clipped extent is empty.
@@ -247,15 +250,29 @@ def tensor_paste(image1, image2, left_top, mask):
     mask = _resize_bilinear_nchw(mask.permute(0, 3, 1, 2), image2.shape[1:3])
     mask = mask.permute(0, 2, 3, 1)
   x, y = left_top
-  _, h1, w1, _ = image1.shape
-  _, h2, w2, _ = image2.shape
+  _, h1, w1, c1 = image1.shape
+  _, h2, w2, c2 = image2.shape
   w = min(w1, x + w2) - x
   h = min(h1, y + h2) - y
   if w <= 0 or h <= 0:
     return
   m = mask[:, :h, :w, :]
-  image1[:, y:y + h, x:x + w, :] = (
-      (1 - m) * image1[:, y:y + h, x:x + w, :] + m * image2[:, :h, :w, :])
+  under = image1[:, y:y + h, x:x + w, :]
+  over = image2[:, :h, :w, :]
+  if rules == "seed" or (c1 == c2 == 3):
+    image1[:, y:y + h, x:x + w, :] = (1 - m) * under + m * over
+  elif c1 == 4 and c2 in (3, 4):
+    rgb = (1 - m) * under[..., :3] + m * over[..., :3]
+    a1 = under[..., 3:]
+    if c2 == 4:
+      alpha = a1 + (over[..., 3:] * m) * (1 - a1)
+    else:
+      alpha = a1 * (1 - m) + m
+    image1[:, y:y + h, x:x + w, :] = torch.cat([rgb, alpha], dim=-1)
+  elif c1 == 3 and c2 == 4:
+    e = m * over[..., 3:]
+    image1[:, y:y + h, x:x + w, :] = (1 - e) * under + e * over[..., :3]
+  # today's node: any other pair (1-channel images included) pastes nothing
 
 
 def crop_image(image, crop_region):
@@ -269,7 +286,7 @@ def crop_image(image, crop_region):
 
 
 def node_segs_paste(image, segs, feather: int = 5, alpha: int = 255,
-                    ref_image_opt=None):
+                    ref_image_opt=None, rules: str = "today"):
   """SEGSPaste.doit, frame by frame and segment by segment, in torch on CPU.
 
   Args:
@@ -279,6 +296,7 @@ def node_segs_paste(image, segs, feather: int = 5, alpha: int = 255,
     alpha: int 0..255, opacity of every pasted segment.
     ref_image_opt: optional IMAGE `[N, H, W, C]`; when given, the pixels
       pasted are cut from it at each crop_region instead of `cropped_image`.
+    rules: the channel rules of `tensor_paste`, "today" or "seed".
 
   Returns:
     torch float32 tensor `[N, H, W, C]`.
@@ -305,7 +323,7 @@ def node_segs_paste(image, segs, feather: int = 5, alpha: int = 255,
       mask = select_mask(seg.cropped_mask, i, num_frames)
       mask = gaussian_blur_mask(mask, feather) * (alpha / 255)
       x, y, *_ = seg.crop_region
-      tensor_paste(image_i, ref_image, (int(x), int(y)), mask)
+      tensor_paste(image_i, ref_image, (int(x), int(y)), mask, rules)
     # The node grows its result one frame at a time (a copy of every frame
     # so far, each time); that cost is part of what it does.
     result = image_i if result is None else torch.concat((result, image_i),

@@ -2,6 +2,7 @@
 
     segspaste-jax demo [--out demo.png] [--feather 5] [--alpha 255]
     segspaste-jax paste --image FILE|DIR --segs FILE.npz --out FILE|DIR
+                        [--skip-existing]
 
 Errors in the input end the program with status 2 and one line on stderr,
 `segspaste-jax: error: ...`, never a traceback. Compiled programs are kept
@@ -152,36 +153,56 @@ def _cmd_paste(args) -> None:
                              "--ref")
     ref_frames = ref_frames[:n]
 
+  # --skip-existing: a frame is finished iff its output file exists (files
+  # are written whole or not at all); the rest are pasted with their global
+  # frame numbers, for the whole sequence's N frames
+  todo = list(range(n))
+  if args.skip_existing:
+    todo = [i for i in todo if not out_paths[i].is_file()]
+  skipped = n - len(todo)
+  where = out_paths[0] if n == 1 else out_paths[0].parent
+  if not todo:
+    there = (f"{where} already exists" if n == 1 and not
+             Path(args.image).is_dir() else
+             f"all {_count(n, 'frame')} already in {where}")
+    print(f"{there} (--skip-existing); nothing to paste")
+    return
+
   started = time.perf_counter()
   ref = None
   if ref_frames is not None:  # one reference frame serves every frame
     ref = (_read_frame(ref_frames[0])[None] if len(ref_frames) == 1
-           else map(_read_frame, ref_frames))
+           else map(_read_frame, (ref_frames[i] for i in todo)))
   # Frames are read, pasted and written a chunk at a time; a bar on a
   # terminal when there is more than one chunk.
   chunks = stream_segs_paste(
-      map(_read_frame, frames), segs, feather=args.feather,
-      alpha=args.alpha, ref_image_opt=ref, num_frames=n, chunk=args.chunk,
-      progress=n > args.chunk and sys.stderr.isatty())
+      map(_read_frame, (frames[i] for i in todo)), segs,
+      feather=args.feather, alpha=args.alpha, ref_image_opt=ref,
+      feather_mode=args.feather_mode, rgba_mode=args.rgba_mode,
+      num_frames=n, frame_indices=todo if skipped else None,
+      chunk=args.chunk,
+      progress=len(todo) > args.chunk and sys.stderr.isatty())
   done = 0
   try:
     for block in chunks:
       out_paths[0].parent.mkdir(parents=True, exist_ok=True)
       for frame in block:
-        _save_whole(_to_image(frame), out_paths[done])
+        _save_whole(_to_image(frame), out_paths[todo[done]])
         done += 1
   except KeyboardInterrupt:
-    where = out_paths[0].parent
-    print(f"{PROG}: interrupted: wrote {done} of {_count(n, 'frame')} to "
-          f"{where}", file=sys.stderr)
+    more = (f" more of {_count(n, 'frame')} ({skipped + done} done)"
+            if skipped else f" of {_count(n, 'frame')}")
+    print(f"{PROG}: interrupted: wrote {done}{more} to "
+          f"{out_paths[0].parent}; rerun with --skip-existing to finish",
+          file=sys.stderr)
     raise
   elapsed = time.perf_counter() - started
 
-  where = out_paths[0] if n == 1 else out_paths[0].parent
-  print(f"pasted {_count(len(segs[1]), 'segment')} into "
-        f"{_count(n, 'frame')} of {w}x{h} ({c} channels), feather "
-        f"{args.feather}, alpha {args.alpha}, in {elapsed:.2f} s; "
-        f"wrote {where}")
+  into = (f"{len(todo)} of {_count(n, 'frame')} ({skipped} already there, "
+          f"skipped)" if skipped else _count(n, 'frame'))
+  print(f"pasted {_count(len(segs[1]), 'segment')} into {into} of {w}x{h} "
+        f"({c} channels), feather {args.feather}, alpha {args.alpha}, in "
+        f"{elapsed:.2f} s; wrote {where}")
 
 
 def _save_whole(image: Image.Image, path: Path) -> None:
@@ -213,7 +234,8 @@ def _caption(draw: ImageDraw.ImageDraw, xy, text: str, font) -> None:
   draw.text(xy, text, fill=(255, 255, 255), font=font)
 
 
-def _demo_panel(image, segs, out, feather: int, alpha) -> Image.Image:
+def _demo_panel(image, segs, out, feather: int, alpha,
+                feather_mode: str = "node") -> Image.Image:
   """Before | masks | after, side by side, as an RGB Pillow image.
 
   Args:
@@ -222,6 +244,7 @@ def _demo_panel(image, segs, out, feather: int, alpha) -> Image.Image:
     out: `[1, H, W, 3]` float in [0, 1], the result.
     feather: the feather used, for the masks panel.
     alpha: the alpha used, for the masks panel.
+    feather_mode: the feather mode used, for the masks panel.
 
   Returns:
     A `3W x H` RGB image. The middle panel shows the blend weights the paste
@@ -232,7 +255,8 @@ def _demo_panel(image, segs, out, feather: int, alpha) -> Image.Image:
   ones = [s._replace(cropped_image=np.ones_like(s.cropped_image))
           for s in items]
   weights = np.asarray(segs_paste(np.zeros_like(image), (size, ones),
-                                  feather=feather, alpha=alpha))
+                                  feather=feather, alpha=alpha,
+                                  feather_mode=feather_mode))
   h, w = image.shape[1:3]
   panel = Image.new("RGB", (3 * w, h))
   for k, frame in enumerate((image[0], weights[0], np.asarray(out)[0])):
@@ -265,7 +289,8 @@ def _cmd_demo(args) -> None:
   times = []
   for _ in range(2):
     started = time.perf_counter()
-    out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha)
+    out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha,
+                     feather_mode=args.feather_mode)
     out.block_until_ready()
     times.append(time.perf_counter() - started)
   device = jax.devices()[0]
@@ -281,7 +306,8 @@ def _cmd_demo(args) -> None:
   if args.save_image:
     _to_image(image[0]).save(args.save_image)
     print(f"wrote the sample photo to {args.save_image}")
-  _demo_panel(image, segs, out, args.feather, args.alpha).save(args.out)
+  _demo_panel(image, segs, out, args.feather, args.alpha,
+              args.feather_mode).save(args.out)
   print(f"wrote {args.out} ({3 * w}x{h}: before | masks | after)")
 
 
@@ -300,6 +326,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="mask blur, kernel 2N+1, sigma 10 (0..100, default 5)")
     p.add_argument("--alpha", type=_int_in(0, 255), default=255, metavar="N",
                    help="opacity of the pasted crops (0..255, default 255)")
+    p.add_argument("--feather-mode", choices=validate.FEATHER_MODES,
+                   default="node",
+                   help="node: the node's feathering (default); soft_edges: "
+                        "the same, faded to 0 at the crop border (no seam)")
+    p.add_argument("--rgba-mode", choices=validate.RGBA_MODES,
+                   default="composite",
+                   help="RGBA onto RGBA: composite alpha as today's node "
+                        "(default) or legacy: blend it like colour")
 
   demo = commands.add_parser(
       "demo", help="paste sample SEGS into the embedded photo",
@@ -340,6 +374,13 @@ def _parser() -> argparse.ArgumentParser:
                          default=DEFAULT_CHUNK, metavar="N",
                          help=f"frames pasted per batch (default "
                               f"{DEFAULT_CHUNK})")
+  paste_cmd.add_argument("--skip-existing", action="store_true",
+                         help="resume a stopped run: leave the frames whose "
+                              "output file already exists (outputs are "
+                              "written whole or not at all) and paste only "
+                              "the others, each with its own frame number "
+                              "(frame i still takes frame i of each SEG's "
+                              "crop and mask)")
   paste_cmd.set_defaults(run=_cmd_paste)
   return parser
 

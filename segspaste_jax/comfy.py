@@ -48,6 +48,10 @@ class SEGSPasteJAX:
             "ref_image_opt": ("IMAGE",),
             # the node's own crop placement under a non-uniform scale match
             "node_axis_mixup": ("BOOLEAN", {"default": False}),
+            # "soft_edges": no seam at the crop border; "node": the node's
+            "feather_mode": (["node", "soft_edges"], {"default": "node"}),
+            # "legacy": RGBA onto RGBA blends alpha as the pre-2025 node did
+            "rgba_mode": (["composite", "legacy"], {"default": "composite"}),
         },
     }
 
@@ -56,7 +60,8 @@ class SEGSPasteJAX:
   CATEGORY = "ImpactPack/Detailer"
 
   def doit(self, image, segs, feather, alpha=255, ref_image_opt=None,
-           node_axis_mixup=False):
+           node_axis_mixup=False, feather_mode="node",
+           rgba_mode="composite"):
     """Runs `segs_paste` on ComfyUI's tensors.
 
     Args:
@@ -67,6 +72,10 @@ class SEGSPasteJAX:
       ref_image_opt: optional IMAGE `[N, H, W, C]`.
       node_axis_mixup: place crops as the Impact Pack does under a
         non-uniform scale match (see `segs_paste`); default off.
+      feather_mode: "node" (default: the node's picture) or "soft_edges"
+        (see `paste`).
+      rgba_mode: "composite" (default: today's Impact Pack) or "legacy"
+        (see `paste`).
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
@@ -75,12 +84,63 @@ class SEGSPasteJAX:
     _enable_compile_cache()
     out = segs_paste(image, segs, feather=feather, alpha=alpha,
                      ref_image_opt=ref_image_opt,
-                     node_axis_mixup=bool(node_axis_mixup))
+                     node_axis_mixup=bool(node_axis_mixup),
+                     feather_mode=feather_mode, rgba_mode=rgba_mode)
     tensor = arrays.to_torch(out, like=image if arrays.is_torch(image)
                                                else None)
     return (tensor.float() if str(tensor.dtype) != "torch.float32"
             else tensor,)
 
 
-NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX}
-NODE_DISPLAY_NAME_MAPPINGS = {"SEGSPasteJAX": "SEGSPaste (JAX)"}
+class SEGSPasteJAXPerImage:
+  """ComfyUI node: an IMAGE batch and a list of SEGS, one per image.
+
+  ComfyUI hands a node with `INPUT_IS_LIST` every input as a list: here the
+  images (batches, joined in order) and the SEGS (one per image, e.g. from a
+  detector run on a list of images). Image `n` takes `segs[n]`, as
+  `SEGSPaste` run on that image alone would paste it, all in one compiled
+  program; no batch-to-list conversion is needed around it.
+  """
+
+  INPUT_IS_LIST = True
+
+  @classmethod
+  def INPUT_TYPES(cls):  # pylint: disable=invalid-name
+    return SEGSPasteJAX.INPUT_TYPES()
+
+  RETURN_TYPES = ("IMAGE",)
+  FUNCTION = "doit"
+  CATEGORY = "ImpactPack/Detailer"
+
+  def doit(self, image, segs, feather, alpha=(255,), ref_image_opt=None,
+           node_axis_mixup=(False,), feather_mode=("node",),
+           rgba_mode=("composite",)):
+    """Pastes `segs[n]` into image `n` of the joined batch.
+
+    Args:
+      image: list of IMAGE batches `[N_k, H, W, C]` (joined: N images).
+      segs: list of N SEGS, or of one SEGS for every image.
+      feather, alpha, node_axis_mixup, feather_mode, rgba_mode: lists of
+        one value (ComfyUI's list form), as `SEGSPasteJAX`.
+      ref_image_opt: optional list of IMAGE batches (joined).
+
+    Returns:
+      1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
+    """
+    import torch  # pylint: disable=import-outside-toplevel
+    images = torch.cat(list(image)) if len(image) > 1 else image[0]
+    refs = None
+    if ref_image_opt:
+      refs = (torch.cat(list(ref_image_opt)) if len(ref_image_opt) > 1
+              else ref_image_opt[0])
+    per_image = list(segs) if len(segs) > 1 else segs[0]
+    return SEGSPasteJAX().doit(images, per_image, feather[0], alpha[0], refs,
+                               node_axis_mixup[0], feather_mode[0],
+                               rgba_mode[0])
+
+
+NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX,
+                       "SEGSPasteJAXPerImage": SEGSPasteJAXPerImage}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SEGSPasteJAX": "SEGSPaste (JAX)",
+    "SEGSPasteJAXPerImage": "SEGSPaste (JAX, SEGS per image)"}

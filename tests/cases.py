@@ -21,10 +21,12 @@ class Case:
   feather: int
   alpha: int
   ref_image_opt: np.ndarray | None = None
+  feather_mode: str = "node"
 
   def kwargs(self):
     return dict(feather=self.feather, alpha=self.alpha,
-                ref_image_opt=self.ref_image_opt)
+                ref_image_opt=self.ref_image_opt,
+                feather_mode=self.feather_mode)
 
 
 def seg(crop, mask, region, label="face"):
@@ -68,6 +70,10 @@ def random_case(seed: int) -> Case:
                             int(rng.integers(0, 101))]))
   alpha = int(rng.choice([0, 255, 255, int(rng.integers(0, 256))]))
   use_ref = rng.random() < 0.2
+  feather_mode = "soft_edges" if rng.random() < 0.25 else "node"
+
+  def pasted_channels():  # RGB and RGBA mix (today's node's rules)
+    return 7 - c if c > 1 and rng.random() < 0.3 else c
 
   segs = []
   for _ in range(int(rng.integers(0, 7))):
@@ -84,7 +90,8 @@ def random_case(seed: int) -> Case:
     crop = None
     if rng.random() < 0.9:
       frames = n if rng.random() < 0.6 else (1 if rng.random() < 0.5 else n + 2)
-      crop = rng.random((frames, ch, cw, c)).astype(np.float32)
+      crop = rng.random((frames, ch, cw, pasted_channels())).astype(
+          np.float32)
     mh, mw = (ch, cw) if rng.random() < 0.8 else (
         int(rng.integers(3, rh + 8)), int(rng.integers(3, rw + 8)))
     kind = rng.choice(["2d", "2d", "per_frame", "single", "mismatch"])
@@ -101,5 +108,6 @@ def random_case(seed: int) -> Case:
     segs.append(SEG(_maybe_torch(rng, crop), _maybe_torch(rng, mask),
                     float(rng.random()), region, bbox, "face"))
 
-  ref = rng.random((n, h, w, c)).astype(np.float32) if use_ref else None
-  return Case(image, ((h0, w0), segs), feather, alpha, ref)
+  ref = rng.random((n, h, w, pasted_channels())).astype(
+      np.float32) if use_ref else None
+  return Case(image, ((h0, w0), segs), feather, alpha, ref, feather_mode)

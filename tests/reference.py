@@ -121,24 +121,67 @@ def scale_match(segs, image_shape, node_axis_mixup=False):
   return (th, tw), out
 
 
-def paste_one(frame, ref, x, y, mask):
-  """tensor_paste: frame [H, W, C] in place, ref [h, w, C], mask [hm, wm]."""
+def soft_edge_factor(h, w, feather):
+  """feather_mode="soft_edges": smoothstep(d / (2 feather)), d the distance
+  of a pixel from the nearest border pixel of an h x w rectangle."""
+  if feather <= 0:
+    return np.ones((h, w))
+  factor = np.empty((h, w))
+  for u in range(h):
+    for v in range(w):
+      d = min(u, h - 1 - u, v, w - 1 - v)
+      t = min(d / (2.0 * feather), 1.0)
+      factor[u, v] = 3 * t * t - 2 * t * t * t
+  return factor
+
+
+def blend_pixels(under, ref, m, rgba_mode="composite"):
+  """Today's tensor_paste channel rules (SPEC.md's table), float64.
+
+  under [h, w, C1], ref [h, w, C2], m [h, w]; returns [h, w, C1].
+  """
+  c1, c2 = under.shape[-1], ref.shape[-1]
+  m = m[..., None]
+  if c1 == c2 and (c1 != 4 or rgba_mode == "legacy"):
+    return (1 - m) * under + m * ref
+  if c1 == 4 and c2 in (3, 4):
+    out = np.empty_like(under)
+    out[..., :3] = (1 - m) * under[..., :3] + m * ref[..., :3]
+    a1 = under[..., 3:]
+    if c2 == 4:
+      out[..., 3:] = a1 + (ref[..., 3:] * m) * (1 - a1)
+    else:
+      out[..., 3:] = a1 * (1 - m) + m
+    return out
+  if c1 == 3 and c2 == 4:
+    e = m * ref[..., 3:]
+    return (1 - e) * under + e * ref[..., :3]
+  raise ValueError(f"no rule for {c1} <- {c2}")
+
+
+def paste_one(frame, ref, x, y, mask, feather=0, feather_mode="node",
+              rgba_mode="composite"):
+  """tensor_paste: frame [H, W, C] in place, ref [h, w, C'], mask [hm, wm]."""
   big_h, big_w = frame.shape[:2]
   ref_h, ref_w = ref.shape[:2]
   if mask.shape != (ref_h, ref_w):
     mask = bilinear(mask, ref_h, ref_w)
+  if feather_mode == "soft_edges":
+    mask = mask * soft_edge_factor(ref_h, ref_w, feather)
   # rows i of ref land on y + i; keep those inside [0, big_h), same for cols
   i0, i1 = max(0, -y), min(ref_h, big_h - y)
   j0, j1 = max(0, -x), min(ref_w, big_w - x)
   if i1 <= i0 or j1 <= j0:
     return
-  m = mask[i0:i1, j0:j1, None]
+  m = mask[i0:i1, j0:j1]
   under = frame[y + i0:y + i1, x + j0:x + j1]
-  frame[y + i0:y + i1, x + j0:x + j1] = (1 - m) * under + m * ref[i0:i1, j0:j1]
+  frame[y + i0:y + i1, x + j0:x + j1] = blend_pixels(
+      under, ref[i0:i1, j0:j1], m, rgba_mode)
 
 
 def segs_paste(image, segs, feather=5, alpha=255, ref_image_opt=None,
-               node_axis_mixup=False):
+               node_axis_mixup=False, feather_mode="node",
+               rgba_mode="composite"):
   """The node's doit, float64, frame by frame and SEG by SEG."""
   image = as_array(image)
   ref_image_opt = as_array(ref_image_opt)
@@ -178,6 +221,7 @@ def segs_paste(image, segs, feather=5, alpha=255, ref_image_opt=None,
       if key not in blurred:
         blurred[key] = gaussian_blur(mask, feather)
       mask = blurred[key] * (alpha / 255)
-      paste_one(frame, np.asarray(ref, np.float64), x, y, mask)
+      paste_one(frame, np.asarray(ref, np.float64), x, y, mask, feather,
+                feather_mode, rgba_mode)
     result.append(frame)
   return np.stack(result)

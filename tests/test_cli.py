@@ -146,6 +146,29 @@ def test_paste_folder_keeps_l_and_rgba(tmp_path, channels):
                                atol=ROUNDING)
 
 
+@pytest.mark.parametrize("flags", [["--feather-mode", "soft_edges"],
+                                   ["--rgba-mode", "legacy"]])
+def test_paste_folder_modes(tmp_path, flags):
+  """RGBA frames with RGB and RGBA crops, in either mode."""
+  folder, frames, segs = _frames_folder(tmp_path, 4)
+  items = list(segs[1])
+  items[0] = items[0]._replace(cropped_image=items[0].cropped_image[..., :3])
+  segs = (segs[0], items)
+  save_segs(tmp_path / "mixed.npz", segs)
+  out = tmp_path / "out"
+  assert cli.main(["paste", "--image", str(folder), "--segs",
+                   str(tmp_path / "mixed.npz"), "--out", str(out),
+                   "--chunk", "2", "--feather", "6", *flags]) == 0
+  kwargs = {flags[0][2:].replace("-", "_"): flags[1]}
+  with pytest.warns(UserWarning, match="combined"):
+    want = np.asarray(segs_paste(frames, segs, feather=6, **kwargs))
+    plain = np.asarray(segs_paste(frames, segs, feather=6))
+  assert np.abs(want - plain).max() > 0.05  # the mode matters here
+  for i in range(3):
+    np.testing.assert_allclose(_read(out / f"frame_{i:03d}.png"), want[i],
+                               atol=ROUNDING)
+
+
 @pytest.mark.parametrize("ref_frames", [1, 3])
 def test_paste_with_ref_folder(tmp_path, ref_frames):
   folder, frames, segs = _frames_folder(tmp_path)
@@ -241,10 +264,26 @@ def test_library_errors_are_one_line(tmp_path, capsys):
   assert "channels" in _one_error_line(capsys)
 
 
-def test_interrupted_folder_run_leaves_whole_files(tmp_path):
+def _pixels(path):
+  with Image.open(path) as im:
+    return np.asarray(im)
+
+
+def _stamps(folder):
+  """Each PNG's inode and modification time: changed by any rewrite."""
+  return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+          for p in folder.glob("*.png")}
+
+
+def test_interrupted_folder_run_leaves_whole_files_and_resumes(tmp_path):
   """Ctrl-C during a long folder run: status 130 within seconds, a line
   saying how many frames were written, and no truncated or temporary
-  files."""
+  files. Then `--skip-existing` finishes the run: the frames already
+  written are left alone (same inode and mtime) and every output is that of
+  an uninterrupted run, bit for bit. Per-frame crops (frame i takes crop i)
+  and a 2-frame mask batch (combined over all N frames) make any slip in
+  the resumed frames' numbering show."""
+  import os
   import signal
   import time
   rng = np.random.default_rng(5)
@@ -253,15 +292,19 @@ def test_interrupted_folder_run_leaves_whole_files(tmp_path):
   n = 400
   for i in range(n):
     _write(folder / f"f{i:03d}.png", rng.random((96, 96, 3), np.float32))
-  crop = rng.random((1, 40, 40, 3), np.float32)
-  save_segs(tmp_path / "segs.npz", ((96, 96), [SEG(
-      crop, soft_ellipse(40, 40), 0.9, (10, 10, 50, 50), (10, 10, 50, 50),
-      "face")]))
+  save_segs(tmp_path / "segs.npz", ((96, 96), [
+      SEG(rng.random((n, 24, 24, 3), np.float32), soft_ellipse(24, 24), 0.9,
+          (10, 10, 34, 34), (10, 10, 34, 34), "face"),
+      SEG(rng.random((1, 30, 30, 3), np.float32),
+          rng.random((2, 30, 30), np.float32), 0.8, (40, 50, 70, 80),
+          (40, 50, 70, 80), "hand")]))
+  argv = ["paste", "--image", str(folder), "--segs", str(tmp_path /
+                                                        "segs.npz"),
+          "--chunk", "2"]
   proc = subprocess.Popen(
-      [sys.executable, "-m", "segspaste_jax", "paste", "--image", str(folder),
-       "--segs", str(tmp_path / "segs.npz"), "--out", str(out), "--chunk",
-       "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env={**__import__("os").environ, "SEGSPASTE_JAX_COMPILE_CACHE": "off"})
+      [sys.executable, "-m", "segspaste_jax", *argv, "--out", str(out)],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**os.environ, "SEGSPASTE_JAX_COMPILE_CACHE": "off"})
   deadline = time.monotonic() + 120
   while time.monotonic() < deadline and proc.poll() is None:
     if out.exists() and len(list(out.glob("*.png"))) >= 5:
@@ -276,7 +319,61 @@ def test_interrupted_folder_run_leaves_whole_files(tmp_path):
   written = sorted(out.glob("*.png"))
   assert 5 <= len(written) < n
   assert f"wrote {len(written)} of {n} frames" in err
+  assert "rerun with --skip-existing" in err
   assert not [p for p in out.iterdir() if p.suffix != ".png"]
   for path in written:  # each one whole
     with Image.open(path) as im:
       im.load()
+
+  before = _stamps(out)
+  full = tmp_path / "full"
+  assert cli.main(argv + ["--out", str(full)]) == 0
+  assert cli.main(argv + ["--out", str(out), "--skip-existing"]) == 0
+  after = _stamps(out)
+  assert {name: after[name] for name in before} == before  # not rewritten
+  assert sorted(after) == sorted(p.name for p in full.iterdir())
+  assert len(after) == n
+  for name in after:
+    np.testing.assert_array_equal(_pixels(out / name), _pixels(full / name),
+                                  err_msg=name)
+  assert not [p for p in out.iterdir() if p.suffix != ".png"]
+
+
+@pytest.mark.parametrize("with_ref", [False, True])
+def test_skip_existing_pastes_the_missing_frames(tmp_path, capsys, with_ref):
+  """Frame 0 of 3 already written: it is kept as it is, and frames 1 and 2
+  come out as in a full run: frame i takes crop i, mask i and reference
+  frame i (the stream's first frame is frame 1), and the 2-frame mask
+  batch is still combined for 3 frames. (The shapes of test_paste_folder
+  and test_paste_with_ref_folder: nothing new to compile.)"""
+  folder, frames, _ = _frames_folder(tmp_path)
+  argv = ["paste", "--image", str(folder), "--segs",
+          str(tmp_path / "frames.npz"), "--chunk", "2"]
+  if with_ref:
+    ref_folder = tmp_path / "ref"
+    ref_folder.mkdir()
+    for i, frame in enumerate(frames):  # each its own reference frame
+      _write(ref_folder / f"r{i}.png", np.roll(1 - frame, 5 * i, axis=0))
+    argv += ["--ref", str(ref_folder)]
+  full, out = tmp_path / "full", tmp_path / "out"
+  assert cli.main(argv + ["--out", str(full)]) == 0
+  out.mkdir()
+  kept = out / "frame_000.png"
+  _write(kept, np.full((64, 64, 3), 100 / 255, np.float32))  # not a paste
+  stamp = kept.stat().st_ino, kept.stat().st_mtime_ns
+  capsys.readouterr()
+  assert cli.main(argv + ["--out", str(out), "--skip-existing"]) == 0
+  assert "into 2 of 3 frames (1 already there, skipped)" in (
+      capsys.readouterr().out)
+  assert (kept.stat().st_ino, kept.stat().st_mtime_ns) == stamp
+  assert (_pixels(kept) == 100).all()
+  for i in (1, 2):
+    np.testing.assert_array_equal(_pixels(out / f"frame_{i:03d}.png"),
+                                  _pixels(full / f"frame_{i:03d}.png"),
+                                  err_msg=f"frame {i}")
+  # every frame there: nothing to paste, nothing touched
+  stamps = _stamps(out)
+  assert cli.main(argv + ["--out", str(out), "--skip-existing"]) == 0
+  assert "all 3 frames already in" in capsys.readouterr().out
+  assert _stamps(out) == stamps
+  assert sorted(stamps) == ["frame_000.png", "frame_001.png", "frame_002.png"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cases
-from segspaste_jax import comfy, segs_paste
+from segspaste_jax import SEG, comfy, segs_paste
 from segspaste_jax.sample import load_sample_image, sample_segs
 
 torch = pytest.importorskip("torch")
@@ -23,14 +23,21 @@ def test_input_types_match_the_node():
           "alpha": ("INT", {"default": 255, "min": 0, "max": 255, "step": 1}),
       },
       "optional": {"ref_image_opt": ("IMAGE",),
-                   "node_axis_mixup": ("BOOLEAN", {"default": False})},
+                   "node_axis_mixup": ("BOOLEAN", {"default": False}),
+                   "feather_mode": (["node", "soft_edges"],
+                                    {"default": "node"}),
+                   "rgba_mode": (["composite", "legacy"],
+                                 {"default": "composite"})},
   }
   node = comfy.SEGSPasteJAX
   assert node.RETURN_TYPES == ("IMAGE",)
   assert node.FUNCTION == "doit" and callable(getattr(node(), node.FUNCTION))
   assert node.CATEGORY.startswith("ImpactPack")
-  assert comfy.NODE_CLASS_MAPPINGS == {"SEGSPasteJAX": node}
-  assert set(comfy.NODE_DISPLAY_NAME_MAPPINGS) == {"SEGSPasteJAX"}
+  assert comfy.NODE_CLASS_MAPPINGS == {
+      "SEGSPasteJAX": node, "SEGSPasteJAXPerImage": comfy.SEGSPasteJAXPerImage}
+  assert set(comfy.NODE_DISPLAY_NAME_MAPPINGS) == set(comfy.NODE_CLASS_MAPPINGS)
+  assert comfy.SEGSPasteJAXPerImage.INPUT_IS_LIST
+  assert comfy.SEGSPasteJAXPerImage.INPUT_TYPES() == types
 
 
 def _torch_case(seed):
@@ -59,7 +66,8 @@ def test_output_equals_segs_paste(seed):
   before = [_clone(image), _clone(ref)] + [
       (_clone(s.cropped_image), _clone(s.cropped_mask)) for s in case.segs[1]]
   result = comfy.SEGSPasteJAX().doit(image, case.segs, case.feather,
-                                     case.alpha, ref)
+                                     case.alpha, ref,
+                                     feather_mode=case.feather_mode)
   assert isinstance(result, tuple) and len(result) == 1
   out = result[0]
   assert isinstance(out, torch.Tensor)
@@ -160,3 +168,27 @@ def test_device_tensors_come_in_by_dlpack(monkeypatch):
   array, owned, wait = arrays.to_device(fake)
   assert seen and not owned and wait
   np.testing.assert_array_equal(np.asarray(array), image.numpy())
+
+
+def test_per_image_node_takes_lists():
+  """ComfyUI's list form: two image batches (3 images) and 3 SEGS."""
+  rng = np.random.default_rng(7)
+  batches = [torch.from_numpy(rng.random((k, 32, 40, 3), np.float32))
+             for k in (1, 2)]
+  segs = []
+  for k in range(3):
+    crop = rng.random((1, 10 + k, 12, 3), np.float32)
+    mask = rng.random((10 + k, 12), np.float32)
+    segs.append(((32, 40), [SEG(crop, mask, 0.9, (3 * k, 2, 3 * k + 12,
+                                                  12 + k), (0, 0, 1, 1),
+                                "face")]))
+  out, = comfy.SEGSPasteJAXPerImage().doit(batches, segs, [4], [200])
+  assert isinstance(out, torch.Tensor) and tuple(out.shape) == (3, 32, 40, 3)
+  joined = torch.cat(batches).numpy()
+  for k in range(3):
+    want = np.asarray(segs_paste(joined[k:k + 1], segs[k], 4, 200))
+    np.testing.assert_allclose(out[k:k + 1].numpy(), want, rtol=0, atol=1e-6)
+  # one SEGS in the list: every image takes it
+  out, = comfy.SEGSPasteJAXPerImage().doit(batches, segs[:1], [4], [200])
+  np.testing.assert_array_equal(
+      out.numpy(), np.asarray(segs_paste(joined, segs[0], 4, 200)))

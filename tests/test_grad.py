@@ -27,15 +27,17 @@ def x64():
     yield
 
 
-def _packed(rng, n: int, ref: bool):
+def _packed(rng, n: int, ref: bool, c: int = 3, crop_c: int | None = None):
   """Two SEGs on a 12x14 image: one overhanging the top-left corner (its
   mask of another size than its crop: resized), one overhanging the
-  bottom-right (per-frame masks)."""
-  h, w, c = 12, 14, 3
+  bottom-right (per-frame masks). Crops of `crop_c` channels (the image's
+  by default)."""
+  h, w = 12, 14
+  crop_c = c if crop_c is None else crop_c
   segs = [
-      SEG(rng.random((n, 9, 10, c)), rng.random((7, 8)), 0.9,
+      SEG(rng.random((n, 9, 10, crop_c)), rng.random((7, 8)), 0.9,
           (-3, -2, 7, 7), (0, 0, 5, 5), "a"),
-      SEG(rng.random((1, 8, 9, c)), rng.random((n, 8, 9)), 0.8,
+      SEG(rng.random((1, 8, 9, crop_c)), rng.random((n, 8, 9)), 0.8,
           (9, 6, 18, 14), (9, 6, 13, 11), "b"),
   ]
   packed = pack_segs(((h, w), segs), (n, h, w, c), bucket_size=16,
@@ -43,7 +45,7 @@ def _packed(rng, n: int, ref: bool):
   return rng.random((n, h, w, c)), packed
 
 
-def _directional_check(loss, args, rng):
+def _directional_check(loss, args, rng, eps=EPS):
   """d/dt loss(args + t v) at 0: the gradient's dot with v, and the central
   difference, for every argument and a few random directions."""
   grads = jax.grad(loss, argnums=tuple(range(len(args))))(*args)
@@ -53,7 +55,7 @@ def _directional_check(loss, args, rng):
       v = rng.standard_normal(jnp.shape(x))
       shifted = lambda t: loss(*(a + t * v if i == k else a
                                  for i, a in enumerate(args)))
-      numeric = (shifted(EPS) - shifted(-EPS)) / (2 * EPS)
+      numeric = (shifted(eps) - shifted(-eps)) / (2 * eps)
       analytic = jnp.vdot(g, v)
       np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8,
                                  err_msg=f"argument {k}")
@@ -75,6 +77,30 @@ def test_grad_image_crops_masks_alpha(x64, feather, n):
   args = (jnp.asarray(image), jnp.asarray(packed.crops, jnp.float64),
           jnp.asarray(packed.masks, jnp.float64), jnp.float64(180.0))
   _directional_check(loss, args, rng)
+
+
+@pytest.mark.parametrize("channels,mode", [((4, 4), "node"),
+                                           ((4, 3), "soft_edges"),
+                                           ((3, 4), "node"),
+                                           ((3, 3), "soft_edges")])
+def test_grad_channel_rules_and_soft_edges(x64, channels, mode):
+  """Today's RGBA rules (alpha composited, crop alpha as opacity) and soft
+  edges: still polynomials in every input, so central differences hold."""
+  rng = np.random.default_rng(70 + channels[0] + channels[1])
+  image, packed = _packed(rng, 2, ref=False, c=channels[0],
+                          crop_c=channels[1])
+  weights = rng.standard_normal(image.shape)
+
+  def loss(image, crops, masks, alpha):
+    p = packed._replace(crops=crops, masks=masks)
+    out = paste(image, p, feather=2, alpha=alpha, feather_mode=mode)
+    return jnp.sum(weights * out + 0.5 * out ** 2)
+
+  args = (jnp.asarray(image), jnp.asarray(packed.crops, jnp.float64),
+          jnp.asarray(packed.masks, jnp.float64), jnp.float64(180.0))
+  # a larger step: the loss is a polynomial of low degree (differences stay
+  # exact), and rounding in a loss of ~200 would swamp alpha's small slope
+  _directional_check(loss, args, rng, eps=1e-3)
 
 
 @pytest.mark.parametrize("feather", [0, 2])

@@ -38,6 +38,14 @@ def test_matches_node_loops(seed):
   case = cases.random_case(5000 + seed)
   if not _node_can_run(case):
     pytest.skip("outside what the node runs")
-  expected = node_segs_paste(case.image, case.segs, **case.kwargs()).numpy()
+  if case.feather_mode != "node":
+    pytest.skip("soft edges: not the node's")
+  kwargs = dict(case.kwargs(), feather_mode=None)
+  del kwargs["feather_mode"]
+  # today's node pastes nothing into 1-channel images (a regression the
+  # library does not follow: it keeps the seed's blend there)
+  rules = "seed" if case.image.shape[-1] == 1 else "today"
+  expected = node_segs_paste(case.image, case.segs, **kwargs,
+                             rules=rules).numpy()
   got = np.asarray(segs_paste(case.image, case.segs, **case.kwargs()))
   np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)

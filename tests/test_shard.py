@@ -88,6 +88,15 @@ for seed in (0, 15):  # 15: with ref_image_opt
                                      **case.kwargs()),
          segs_paste(case.image, case.segs, **case.kwargs()))
 
+# one SEGS per image (5 images: padded to 8), RGB crops into RGBA images,
+# soft edges; and per-image SEGS split evenly (8 images)
+for n in (5, 8):
+  image4 = rng.random((n, H, W, 4), np.float32)
+  per = [layout(1, 1, k % 2) for k in range(n)]
+  soft = dict(kw, feather_mode="soft_edges")
+  record(f"per_image{n}", segs_paste(image4, per, mesh=mesh, **soft),
+         segs_paste(image4, per, **soft))
+
 n = 10
 image = rng.random((n, H, W, C), np.float32)
 segs = layout(n, n, n)
@@ -127,7 +136,7 @@ def test_four_devices(results):
 
 @pytest.mark.parametrize("name", ["n8", "n6", "n5", "n4", "n1", "ref5",
                                   "ref1", "device_inputs", "random0",
-                                  "random15"])
+                                  "random15", "per_image5", "per_image8"])
 def test_matches_single_device(results, name):
   r = results[name]
   assert r["max_abs"] <= 1e-6, r
@@ -138,6 +147,7 @@ def test_matches_single_device(results, name):
 @pytest.mark.parametrize("name,shards", [
     ("n8", [[0, 2], [2, 4], [4, 6], [6, 8]]),
     ("n4", [[0, 1], [1, 2], [2, 3], [3, 4]]),
+    ("per_image8", [[0, 2], [2, 4], [4, 6], [6, 8]]),
 ])
 def test_frames_split_across_devices(results, name, shards):
   """N a multiple of the device count: each device holds its own frames."""

@@ -125,6 +125,91 @@ def test_dtype_kept(dtype):
   np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("crop_frames,mask_frames", [
+    (7, 7),   # per-frame crops and masks: cut by global frame number
+    (9, 3),   # 3 mask frames for 7: combined for all 7, not the 4 streamed
+])
+def test_frame_indices_paste_some_frames(crop_frames, mask_frames):
+  """Frames 5, 1, 2, 6 of a sequence of 7, streamed alone: each is the
+  whole sequence's frame, as `segs_paste` gives it (shapes as in
+  test_matches_one_shot: no new compile)."""
+  rng = np.random.default_rng(20 + crop_frames)
+  n = 7
+  image = rng.random((n, H, W, C), np.float32)
+  ref = rng.random((n, H, W, C), np.float32)
+  segs = _segs(rng, n, crop_frames, mask_frames)
+  picked = [5, 1, 2, 6]
+  want = np.asarray(segs_paste(image, segs, **KW))
+  got, lengths = _collect(stream_segs_paste(
+      (image[i] for i in picked), segs, num_frames=n, frame_indices=picked,
+      chunk=3, progress=False, **KW))
+  assert lengths == [3, 1]
+  np.testing.assert_array_equal(got, want[picked])
+  # all frames in order: the plain stream
+  got, _ = _collect(stream_segs_paste(
+      image, segs, num_frames=n, frame_indices=range(n), chunk=3,
+      progress=False, **KW))
+  np.testing.assert_array_equal(got, np.asarray(segs_paste(image, segs,
+                                                           **KW)))
+
+
+def test_frame_indices_with_ref():
+  """The reference frames of the streamed frames, alongside them (shapes
+  as in test_mixed_frames_and_chunks_and_refs: no new compile)."""
+  rng = np.random.default_rng(9)
+  n = 9
+  image = rng.random((n, H, W, C), np.float32)
+  ref = rng.random((n, H, W, C), np.float32)
+  segs = _segs(rng, n, n, n)
+  picked = [8, 0, 3, 4, 7]
+  want = np.asarray(segs_paste(image, segs, ref_image_opt=ref, **KW))
+  got, lengths = _collect(stream_segs_paste(
+      image[picked], segs, ref_image_opt=iter(ref[picked]), num_frames=n,
+      frame_indices=np.array(picked), chunk=4, progress=False, **KW))
+  assert lengths == [4, 1]
+  np.testing.assert_array_equal(got, want[picked])
+
+
+def test_frame_indices_bad_input():
+  rng = np.random.default_rng(8)
+  image = rng.random((4, H, W, C), np.float32)
+  segs = _segs(rng, 4, 4, 4)
+  run = lambda frames, **kw: list(stream_segs_paste(
+      frames, segs, progress=False, **{**KW, **kw}))
+  with pytest.raises(ValueError, match="num_frames: required with "
+                                       "frame_indices"):
+    run(image[:2], frame_indices=[0, 1])
+  with pytest.raises(ValueError, match=r"frame_indices\[1\]: expected an "
+                                       r"integer in 0\.\.3, got 4"):
+    run(image[:2], num_frames=4, frame_indices=[0, 4])
+  with pytest.raises(ValueError, match=r"frame_indices\[0\]"):
+    run(image[:1], num_frames=4, frame_indices=[-1])
+  with pytest.raises(TypeError, match=r"frame_indices\[0\]"):
+    run(image[:1], num_frames=4, frame_indices=[1.0])
+  with pytest.raises(TypeError, match="frame_indices: expected a sequence"):
+    run(image[:1], num_frames=4, frame_indices=3)
+  with pytest.raises(ValueError, match="frame_indices: expected at least"):
+    run(image[:1], num_frames=4, frame_indices=[])
+  with pytest.raises(ValueError, match="frame_indices: 2 frame numbers, but "
+                                       "frames holds 3"):
+    run(image[:3], num_frames=4, frame_indices=[0, 1])
+  # counted as they arrive (4 frame numbers: the shapes of test_bad_input)
+  with pytest.raises(ValueError, match="frame_indices: 4 frame numbers, but "
+                                       "frames holds 3"):
+    run((f for f in image[:3]), num_frames=4, frame_indices=[3, 2, 1, 0])
+  with pytest.raises(ValueError, match="frame_indices: 4 frame numbers, but "
+                                       "frames holds more"):
+    run((f for f in image[[0, 1, 2, 3, 0]]), num_frames=4,
+        frame_indices=[3, 2, 1, 0])
+  with pytest.raises(ValueError, match="ref_image_opt"):
+    run(image[:3], num_frames=4, frame_indices=[0, 1, 2],
+        ref_image_opt=image[:2])
+  with pytest.raises(ValueError, match="ref_image_opt: has 4 frames; with "
+                                       "frame_indices expected 1"):
+    run(image[:3], num_frames=4, frame_indices=[1, 2, 3],
+        ref_image_opt=image)  # the whole sequence's, not the streamed ones'
+
+
 def test_one_compile_for_all_chunks(compile_counter):
   rng = np.random.default_rng(3)
   n = 11  # 4 + 4 + 3: the last chunk is padded, not recompiled

@@ -8,14 +8,16 @@ from segspaste_jax._src.shard import sharded_paste
 
 
 def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
-               *, node_axis_mixup: bool = False, bucket_size: int | None = None,
+               *, feather_mode: str = "node", rgba_mode: str = "composite",
+               node_axis_mixup: bool = False, bucket_size: int | None = None,
                max_segments: int | None = None, mesh=None):
   """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
 
   Same inputs as the node's `doit`, same picture out: each SEG's mask is
   feathered with a Gaussian blur (sigma 10, kernel `2 * feather + 1`), scaled
   by `alpha / 255` and used to blend the SEG's crop (or `ref_image_opt` cut at
-  its crop region) into every frame, later SEGs over earlier ones. Input is
+  its crop region) into every frame, later SEGs over earlier ones, with
+  today's Impact Pack's RGB/RGBA rules (see `paste`). Input is
   checked on the host first; the paste itself is one compiled XLA program,
   the same for every feather and every layout of a bucket.
 
@@ -27,12 +29,17 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     image: `[N, H, W, C]` float array in [0, 1], or uint8 in [0, 255]
       (numpy, torch on any device, or JAX), C in (1, 3, 4).
     segs: torch-style SEGS `((H0, W0), [SEG, ...])`; scale-matched to the
-      image when `(H0, W0)` differs from `(H, W)` and neither is 0.
+      image when `(H0, W0)` differs from `(H, W)` and neither is 0. Or a
+      list of N SEGS, one per image: image `n` takes `segs[n]` as the node
+      would, run on that image alone (one program for the whole batch).
     feather: int in 0..100.
     alpha: number in 0..255.
-    ref_image_opt: optional `[N', H, W, C]` of the image's size and channels,
-      N' = 1 (used for every frame) or N' >= N, finite (float in [0, 1] or
-      uint8 in [0, 255]); when given, pasted pixels come from it.
+    ref_image_opt: optional `[N', H, W, C']` of the image's size, C' = C
+      or RGB/RGBA for an RGBA/RGB image, N' = 1 (used for every frame) or
+      N' >= N, finite (float in [0, 1] or uint8 in [0, 255]); when given,
+      pasted pixels come from it.
+    feather_mode: "node" or "soft_edges" (see `paste`).
+    rgba_mode: "composite" (today's node) or "legacy" (see `paste`).
     node_axis_mixup: reproduce the node's crop placement under a non-uniform
       scale match (see `pack_segs`).
     bucket_size: see `pack_segs`.
@@ -51,16 +58,18 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     TypeError, ValueError: naming the argument (and SEG index) on bad input.
   """
   call = inputs.prepare(image, segs, feather, alpha, ref_image_opt,
+                        feather_mode=feather_mode, rgba_mode=rgba_mode,
                         node_axis_mixup=node_axis_mixup,
                         bucket_size=bucket_size, max_segments=max_segments,
                         place=mesh is None)
   if mesh is not None:  # host arrays: each process reads only its shards
     out = sharded_paste(call.image, call.packed, feather=call.feather,
-                        alpha=call.alpha, ref_image=call.ref, mesh=mesh)
+                        alpha=call.alpha, ref_image=call.ref, mesh=mesh,
+                        **call.modes)
   else:
     out = paste(call.image, call.packed, feather=call.feather,
                 alpha=call.alpha, ref_image=call.ref,
-                donate_image=call.owned)
+                donate_image=call.owned, **call.modes)
   if call.wait:  # the paste reads the caller's own tensor: done before we go
     out.block_until_ready()
   return arrays.from_unit_float(out) if call.as_uint8 else out

@@ -174,6 +174,39 @@ def feathered_window(mask, size, out_size, shift, window, feather):
                     precision=lax.Precision.HIGHEST)
 
 
+def edge_ramp(window, shift, size, feather, soft):
+  """The soft-edge factor of a window: 0 on the pasted rectangle's border.
+
+  With `d` the distance of a pasted pixel from the nearest border pixel of
+  its rectangle (`min(u, h - 1 - u, v, w - 1 - v)` for pixel `(u, v)` of an
+  `h x w` rectangle), the factor is `smoothstep(d / (2 * feather))`:
+  `3 t^2 - 2 t^3` for `t` clipped to [0, 1]. It is 0 on the border ring, 1
+  from `2 * feather` pixels inward, and steps by at most `0.75 / feather`
+  between neighbours. Multiplying the node's feathered mask by it is
+  `feather_mode="soft_edges"`.
+
+  Args:
+    window: static `(rows, cols)` of the result.
+    shift: int32 `(dy, dx)`: entry `(u, v)` is pasted pixel `(u + dy, v + dx)`.
+    size: int32 `(h, w)` of the pasted rectangle.
+    feather: int32 scalar (traced), the node's feather.
+    soft: bool scalar (traced): False (or feather 0) gives all ones.
+
+  Returns:
+    `[rows, cols]` float32.
+  """
+  span = 2.0 * jnp.maximum(feather, 1).astype(jnp.float32)
+
+  def axis(count, offset, n):
+    i = jnp.arange(count) + offset
+    t = jnp.clip(jnp.minimum(i, n - 1 - i).astype(jnp.float32) / span, 0, 1)
+    return t * t * (3 - 2 * t)
+
+  ramp = jnp.minimum(axis(window[0], shift[0], size[0])[:, None],
+                     axis(window[1], shift[1], size[1])[None, :])
+  return jnp.where(soft & (feather > 0), ramp, 1.0)
+
+
 def blur_matrix_form(mask, height, width, feather):
   """Feathers zero-padded masks by two matrix products (any backend).
 

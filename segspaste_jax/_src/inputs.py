@@ -36,6 +36,8 @@ class Call:
     feather: int in 0..100.
     alpha: number in 0..255.
     as_uint8: the image came as uint8 and the result goes back as uint8.
+    soft_edges: `feather_mode == "soft_edges"`.
+    rgba_mode: see `paste`.
   """
 
   image: Any
@@ -46,6 +48,14 @@ class Call:
   feather: int
   alpha: float
   as_uint8: bool
+  soft_edges: bool = False
+  rgba_mode: str = "composite"
+
+  @property
+  def modes(self) -> dict:
+    """The keyword arguments `paste` and `sharded_paste` take for them."""
+    return dict(feather_mode="soft_edges" if self.soft_edges else "node",
+                rgba_mode=self.rgba_mode)
 
 
 def check_scalars(feather, alpha) -> tuple[int, float]:
@@ -55,6 +65,7 @@ def check_scalars(feather, alpha) -> tuple[int, float]:
 
 
 def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
+            feather_mode: str = "node", rgba_mode: str = "composite",
             node_axis_mixup: bool = False, bucket_size: int | None = None,
             max_segments: int | None = None, place: bool = True) -> Call:
   """Checks a node-style call and converts its arrays.
@@ -64,6 +75,7 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
     segs: torch-style SEGS.
     feather, alpha: the node's scalars.
     ref_image_opt: optional reference images.
+    feather_mode, rgba_mode: see `paste`.
     node_axis_mixup, bucket_size, max_segments: see `pack_segs`.
     place: convert the image and reference to JAX arrays here (False: the
       caller places them, e.g. shard by shard on a mesh).
@@ -74,6 +86,7 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
   """
   shape = validate.check_image(image, "image")
   feather, alpha = check_scalars(feather, alpha)
+  soft = validate.check_modes(feather_mode, rgba_mode)
   if ref_image_opt is not None:
     validate.check_ref_image(ref_image_opt, shape)
   packed = packing.pack_segs(segs, shape, with_crops=ref_image_opt is None,
@@ -89,7 +102,8 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
       ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
                                        > shape[0] else ref)
       wait = wait or wait_ref
-  return Call(image, owned, wait, ref, packed, feather, alpha, as_uint8)
+  return Call(image, owned, wait, ref, packed, feather, alpha, as_uint8,
+              soft, rgba_mode)
 
 
 def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:

@@ -48,9 +48,11 @@ def needs_scale_match(source_size, image_hw) -> bool:
   return (h0, w0) != tuple(image_hw) and h0 != 0 and w0 != 0
 
 
-def scale_match(seg: Seg, index: int, rh: float, rw: float,
+def scale_match(seg: Seg, where: str, rh: float, rw: float,
                 node_axis_mixup: bool) -> Seg:
   """The node's `segs_scale_match` for one SEG, each axis by its own factor.
+
+  `where` names the SEG in messages (`segs[1][3]`).
 
   Coordinates are truncated (`int()`) as the node does. The node scales
   `y1` by `rw` and `x2` by `rh`; `node_axis_mixup=True` reproduces that
@@ -66,9 +68,9 @@ def scale_match(seg: Seg, index: int, rh: float, rw: float,
   region = scaled(seg.region)
   new_w, new_h = region[2] - region[0], region[3] - region[1]
   if new_w <= 0 or new_h <= 0:
-    raise ValueError(f"segs[1][{index}].crop_region: {seg.region} scales to "
+    raise ValueError(f"{where}.crop_region: {seg.region} scales to "
                      f"{region}, an empty region (the node crashes here)")
-  check_coordinates(region, f"segs[1][{index}].crop_region", seg.region)
+  check_coordinates(region, f"{where}.crop_region", seg.region)
   mask = resample.resize_bilinear(seg.mask, new_h, new_w)
   crop = None if seg.crop is None else resample.resize_crop(seg.crop, new_h,
                                                             new_w)
@@ -87,7 +89,7 @@ def combine_mask_batch(mask: np.ndarray) -> np.ndarray:
       np.float32)
 
 
-def paste_mask(seg: Seg, index: int, frames: int) -> np.ndarray:
+def paste_mask(seg: Seg, where: str, frames: int) -> np.ndarray:
   """The mask the node pastes with: `[h, w]`, `[1, h, w]` or `[N, h, w]`.
 
   Warns (as the node prints) when `M > 1` frames are combined; the warning
@@ -96,7 +98,7 @@ def paste_mask(seg: Seg, index: int, frames: int) -> np.ndarray:
   mask = seg.mask
   if mask.ndim == 3 and 1 < len(mask) != frames:
     warnings.warn(
-        f"segs[1][{index}].cropped_mask has {len(mask)} frames for an image "
+        f"{where}.cropped_mask has {len(mask)} frames for an image "
         f"batch of {frames}: the frames are combined (bitwise OR, binarised), "
         "as the node does", stacklevel=_caller_stacklevel())
     return combine_mask_batch(mask)

@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from segspaste_jax._src import blend as blend_lib
 from segspaste_jax._src import feather as feather_lib
-from segspaste_jax._src import platform
+from segspaste_jax._src import platform, validate
 from segspaste_jax._src.types import PackedSegs
 
 
@@ -93,38 +94,15 @@ def _shifted_window(a, dy, dx, height: int, width: int):
   return lax.dynamic_slice(padded, start, sizes)
 
 
-@jax.custom_jvp
-def _blend(m, under, ref, inside):
-  """`(1 - m) * under + m * ref` where `m != 0`, `under` itself where it is.
-
-  `m` is 0 wherever `inside` (the pasted pixels) is False, so `ref` is never
-  read there: padding may hold anything, NaN included. The derivatives are
-  those of the plain blend with `ref` taken as 0 outside `inside`
-  (`_blend_jvp`): the select alone would give a zero derivative with respect
-  to a mask pixel at 0, and a mask that starts at 0 still learns.
-  """
-  del inside  # only the derivatives need it
-  return jnp.where(m != 0, (1 - m) * under + m * ref, under)
-
-
-@_blend.defjvp
-def _blend_jvp(primals, tangents):
-  m, under, ref, inside = primals
-  d_m, d_under, d_ref, _ = tangents
-  ref = jnp.where(inside, ref, 0)
-  d_ref = jnp.where(inside, d_ref, 0)
-  return (_blend(m, under, ref, inside),
-          (1 - m) * d_under + m * d_ref + d_m * (ref - under))
-
-
 def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute,
-                   shifted: bool = True):
+                   rule: str, shifted: bool = True):
   """Blends segment `i` into its window of `frames` and writes it back.
 
   `m` is the segment's `[Fm, win_h, win_w]` window mask, already scaled by
-  `alpha / 255` and zero outside the pasted pixels. `shifted=False` when
-  the window is known to start at the crop's own corner (`dy == dx == 0`):
-  the crop is then cut by a static slice.
+  `alpha / 255` and zero outside the pasted pixels; `rule` is the static
+  channel rule (`blend.rule`). `shifted=False` when the window is known to
+  start at the crop's own corner (`dy == dx == 0`): the crop is then cut by
+  a static slice.
   """
   n, _, _, c = frames.shape
   win_h, win_w = m.shape[-2:]
@@ -139,36 +117,50 @@ def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute,
            else crop[:, :win_h, :win_w])
   else:
     ref = lax.dynamic_slice(ref_image, corner,
-                            (ref_image.shape[0], win_h, win_w, c))
+                            (ref_image.shape[0], win_h, win_w,
+                             ref_image.shape[-1]))
   inside = _inside((win_h, win_w), dy, dx, ref_hw)[..., None]
-  blended = _blend(m[..., None], under.astype(compute), ref.astype(compute),
-                   inside)
+  blended = blend_lib.blend(rule, m[..., None], under.astype(compute),
+                            ref.astype(compute), inside)
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
 
 
-def _window_masks_accelerator(packed, geo, feather, window, compute):
-  """`[S, Fm, win_h, win_w]`: every segment's feathered, resized, cut mask."""
-  def one(mask, mask_hw, ref_hw, dy, dx):
-    return feather_lib.feathered_window(mask.astype(compute), mask_hw, ref_hw,
-                                        (dy, dx), window, feather)
+class _Blend(NamedTuple):
+  """What every segment's blend shares (traced, except `rule`)."""
 
-  return jax.vmap(one)(packed.masks, geo.mask_hw, geo.ref_hw, geo.dy, geo.dx)
+  feather: jax.Array  # int32 scalar
+  gain: jax.Array     # alpha / 255
+  soft: jax.Array     # bool scalar: feather_mode == "soft_edges"
+  rule: str           # static, `blend.rule`
 
 
-def _accelerator_form(image, packed, feather, gain, ref_image, crops, geo,
+def _ramp(geo: _Geometry, i, window, how: _Blend):
+  return feather_lib.edge_ramp(window, (geo.dy[i], geo.dx[i]), geo.ref_hw[i],
+                               how.feather, how.soft)
+
+
+def _accelerator_form(image, packed, how: _Blend, ref_image, crops, geo,
                       window, compute):
-  masks = _window_masks_accelerator(packed, geo, feather, window, compute)
+  # Feathering, resizing and cutting every segment's masks to its window
+  # does not depend on the order: all segments at once.
+  def one(mask, mask_hw, ref_hw, dy, dx):
+    m = feather_lib.feathered_window(mask.astype(compute), mask_hw, ref_hw,
+                                     (dy, dx), window, how.feather)
+    return m * feather_lib.edge_ramp(window, (dy, dx), ref_hw, how.feather,
+                                     how.soft)
+
+  masks = jax.vmap(one)(packed.masks, geo.mask_hw, geo.ref_hw, geo.dy, geo.dx)
   # Padding slots and skipped SEGs blend with a zero mask: their window is
   # written back unchanged, with no branch to decide it.
-  masks = masks * jnp.where(geo.active, gain, 0)[:, None, None, None]
+  masks = masks * jnp.where(geo.active, how.gain, 0)[:, None, None, None]
   frames = image
   for i in range(masks.shape[0]):  # unrolled while tracing: in list order
     frames = _blend_segment(frames, i, masks[i], geo, crops, ref_image,
-                            compute)
+                            compute, how.rule)
   return frames
 
 
-def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
+def _cpu_form(image, packed, how: _Blend, ref_image, crops, geo, window,
               compute, max_radius: int):
   def segment(frames, i):
     mask_hw, ref_hw, dy, dx = (geo.mask_hw[i], geo.ref_hw[i], geo.dy[i],
@@ -176,7 +168,8 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
     mask = feather_lib.blur_banded(mask.astype(compute), mask_hw[0],
-                                   mask_hw[1], feather, max_radius)
+                                   mask_hw[1], how.feather, max_radius)
+    gain = how.gain * _ramp(geo, i, window, how)
 
     def cut(m):
       return _shifted_window(m, dy, dx, *window)
@@ -187,12 +180,13 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
 
     def general(frames):
       m = lax.cond(same, cut, resize, mask) * gain
-      return _blend_segment(frames, i, m, geo, crops, ref_image, compute)
+      return _blend_segment(frames, i, m, geo, crops, ref_image, compute,
+                            how.rule)
 
     def at_corner(frames):  # the usual case: static cuts, no padding
       m = mask[:, :window[0], :window[1]] * gain
       return _blend_segment(frames, i, m, geo, crops, ref_image, compute,
-                            shifted=False)
+                            how.rule, shifted=False)
 
     same = jnp.all(mask_hw == ref_hw)
     return lax.cond(same & (dy == 0) & (dx == 0), at_corner, general, frames)
@@ -205,46 +199,81 @@ def _cpu_form(image, packed, feather, gain, ref_image, crops, geo, window,
   return out
 
 
-def paste_core(image, packed: PackedSegs, feather, alpha, ref_image, *,
-                form: str, max_radius: int):
+def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
+               soft_edges=False, *, form: str, max_radius: int,
+               rgba_mode: str = "composite"):
   """The paste as a traceable function (what `paste` compiles).
 
   Args:
     image: `[N, H, W, C]` float.
-    packed: `PackedSegs` without metadata.
+    packed: `PackedSegs` without metadata; crops of channels compatible
+      with the image's (`blend.compatible`); with a leading image axis
+      (`PackedSegs.per_image`), each image takes its own SEGS.
     feather: int32 scalar in 0..100 (at most `max_radius` for the CPU form).
     alpha: scalar in [0, 255].
-    ref_image: `[N or 1, H, W, C]` float, or None.
+    ref_image: `[N or 1, H, W, C']` float (C' compatible), or None.
+    soft_edges: bool scalar (traced): `feather_mode="soft_edges"`.
     form: static, "cpu" or "accelerator" (see `platform`).
     max_radius: static, the CPU form's blur bucket (`static_args`).
+    rgba_mode: static, one of `blend.RGBA_MODES`.
 
   Returns:
     `[N, H, W, C]` of `image`'s dtype.
   """
-  n, h, w, _ = image.shape
+  if packed.masks.ndim == 5:  # one SEGS per image
+    return _per_image(image, packed, feather, alpha, ref_image, soft_edges,
+                      form=form, max_radius=max_radius, rgba_mode=rgba_mode)
+  n, h, w, c = image.shape
   bucket = packed.masks.shape[-1]
   window = (min(bucket, h), min(bucket, w))
   compute = jnp.promote_types(image.dtype, jnp.float32)
   geo = _geometry(packed, (h, w), window, ref_image is not None)
-  gain = jnp.asarray(alpha, compute) / 255
-  feather = jnp.asarray(feather, jnp.int32)
   crops = packed.crops
   if crops.shape[1] > 1:
     crops = crops[:, :n]  # crops may carry more frames than the image
+  pasted = (crops if ref_image is None else ref_image).shape[-1]
+  if not blend_lib.compatible(c, pasted):
+    raise ValueError(f"cannot paste {pasted}-channel pixels into a "
+                     f"{c}-channel image (see blend.compatible)")
+  how = _Blend(feather=jnp.asarray(feather, jnp.int32),
+               gain=jnp.asarray(alpha, compute) / 255,
+               soft=jnp.asarray(soft_edges, bool),
+               rule=blend_lib.rule(c, pasted, rgba_mode))
   if form == "cpu":
-    return _cpu_form(image, packed, feather, gain, ref_image, crops, geo,
-                     window, compute, max_radius)
-  return _accelerator_form(image, packed, feather, gain, ref_image, crops,
-                           geo, window, compute)
+    return _cpu_form(image, packed, how, ref_image, crops, geo, window,
+                     compute, max_radius)
+  return _accelerator_form(image, packed, how, ref_image, crops, geo, window,
+                           compute)
 
 
-_STATIC = ("form", "max_radius")
+def _per_image(image, packed: PackedSegs, feather, alpha, ref_image,
+               soft_edges, **static):
+  """`paste_core` on every image alone with its own SEGS (a batch of one):
+  `vmap` over images for the accelerator form (straight-line), `lax.map`
+  on the CPU, where the CPU form's branches stay branches."""
+  shared_ref = ref_image is not None and ref_image.shape[0] == 1
+
+  def one(args):
+    img, p, ref = args
+    ref = ref_image if shared_ref else None if ref is None else ref[None]
+    return paste_core(img[None], p, feather, alpha, ref, soft_edges,
+                      **static)[0]
+
+  refs = (None if ref_image is None or shared_ref
+          else ref_image[:image.shape[0]])
+  if static["form"] == "cpu":
+    return lax.map(one, (image, packed, refs))
+  return jax.vmap(one)((image, packed, refs))
+
+
+_STATIC = ("form", "max_radius", "rgba_mode")
 _paste_jit = jax.jit(paste_core, static_argnames=_STATIC)
 _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
                              donate_argnums=0)
 
 
 def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
+          feather_mode: str = "node", rgba_mode: str = "composite",
           donate_image: bool = False):
   """Feathers each packed mask and blends its crop into every frame.
 
@@ -257,23 +286,35 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
 
   Args:
     image: `[N, H, W, C]` float array, values in [0, 1].
-    packed: `PackedSegs` from `pack_segs` for this image's shape.
+    packed: `PackedSegs` from `pack_segs` for this image's shape (or
+      `make_packed_segs`); from a list of SEGS, one per image, every image
+      takes its own (`PackedSegs.per_image`: a leading image axis).
     feather: int in 0..100 (traced: no new program per value), blur kernel
       size `2 * feather + 1`.
     alpha: scalar in [0, 255] (traced: differentiable), opacity.
-    ref_image: optional `[N, H, W, C]` (or `[1, H, W, C]`); when given, the
-      pasted pixels are cut from it at each crop region instead of taken from
-      the crops, as the node's `ref_image_opt`.
+    ref_image: optional `[N, H, W, C']` (or `[1, H, W, C']`); when given,
+      the pasted pixels are cut from it at each crop region instead of taken
+      from the crops, as the node's `ref_image_opt`.
+    feather_mode: "node" (the node's feathering) or "soft_edges" (the same,
+      times `feather.edge_ramp`: zero on the border of the pasted
+      rectangle, unchanged from `2 * feather` pixels inward). Traced: both
+      modes share one program.
+    rgba_mode: "composite" (today's node: an RGBA image's alpha is
+      composited, `a1 + a2 m (1 - a1)`) or "legacy" (the node before 2025:
+      RGBA onto RGBA blends alpha like colour). RGB and RGBA pixels mix
+      either way as `blend` describes; 1-channel images take 1-channel
+      pixels only.
     donate_image: paste into `image`'s own buffer instead of a new one; the
       caller's `image` (a JAX array it no longer needs) is then deleted.
 
   Returns:
     `[N, H, W, C]` array of `image`'s dtype.
   """
+  soft = validate.check_modes(feather_mode, rgba_mode)
   form = platform.form_of(image)
   kernel = _paste_jit_donated if donate_image else _paste_jit
-  return kernel(image, packed.strip_meta(), feather, alpha, ref_image,
-                **static_args(form, feather))
+  return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
+                **static_args(form, feather), rgba_mode=rgba_mode)
 
 
 def static_args(form: str, feather) -> dict:
@@ -281,4 +322,3 @@ def static_args(form: str, feather) -> dict:
   # Only the CPU form's program depends on the feather's bucket.
   max_radius = feather_lib.cpu_max_radius(feather) if form == "cpu" else 0
   return dict(form=form, max_radius=max_radius)
-

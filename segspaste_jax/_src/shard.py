@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from segspaste_jax._src import arrays, platform
+from segspaste_jax._src import arrays, platform, validate
 from segspaste_jax._src.paste import paste_core, static_args
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
@@ -42,7 +42,8 @@ def frames_mesh(devices=None) -> jax.sharding.Mesh:
       `jax.distributed.initialize()`).
 
   Returns:
-    A `jax.sharding.Mesh` of shape `{"frames": len(devices)}`.
+    A `jax.sharding.Mesh` of shape
+    `{"frames": len(devices)}`.
   """
   devices = jax.devices() if devices is None else list(devices)
   return jax.sharding.Mesh(np.asarray(devices), (AXIS,),
@@ -104,7 +105,8 @@ def _per_frame(x) -> bool:
 
 
 def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
-                  ref_image=None, mesh=None):
+                  ref_image=None, feather_mode: str = "node",
+                  rgba_mode: str = "composite", mesh=None):
   """`paste` with the frames split across the devices of a mesh.
 
   Same inputs, same values as `paste`; each device pastes its own frames
@@ -120,8 +122,9 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
       and the per-segment fields are replicated.
     feather: int in 0..100.
     alpha: scalar in [0, 255].
-    ref_image: optional `[N, H, W, C]` (split like the image) or
-      `[1, H, W, C]` (replicated).
+    ref_image: optional `[N, H, W, C']` (split like the image) or
+      `[1, H, W, C']` (replicated).
+    feather_mode, rgba_mode: see `paste`.
     mesh: a `jax.sharding.Mesh` with an axis `"frames"` (other axes, if any,
       replicate); default `frames_mesh()`, all devices.
 
@@ -131,6 +134,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     cut back to N frames and comes back replicated on every device (a JAX
     array cannot hold uneven shards).
   """
+  soft = validate.check_modes(feather_mode, rgba_mode)
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "
@@ -142,9 +146,13 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   packed = packed.strip_meta()
   specs = {f: whole for f in ARRAY_FIELDS}
   arrays = {}
+  if packed.per_image:  # every field has an image axis: split like frames
+    for field in ARRAY_FIELDS:
+      specs[field] = split
+      arrays[field] = _place(getattr(packed, field), mesh, split, 0, padded)
   for field in ("crops", "masks"):
     x = getattr(packed, field)
-    if _per_frame(x):
+    if field not in arrays and _per_frame(x):
       specs[field] = P(None, AXIS)
       arrays[field] = _place(x, mesh, specs[field], 1, padded)
   for field, spec in specs.items():
@@ -159,25 +167,28 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                        else None, padded)
   form = platform.form_of_devices(mesh.devices.flat)
   return _sharded(image, packed, jnp.asarray(feather, jnp.int32),
-                  jnp.asarray(alpha, jnp.float32), ref_image, frames=n,
-                  mesh=mesh, packed_specs=packed_specs, ref_spec=ref_spec,
-                  **static_args(form, feather))
+                  jnp.asarray(alpha, jnp.float32), ref_image,
+                  jnp.asarray(soft), frames=n, mesh=mesh,
+                  packed_specs=packed_specs, ref_spec=ref_spec,
+                  rgba_mode=rgba_mode, **static_args(form, feather))
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
-                                             "ref_spec", "form", "max_radius"))
-def _sharded(image, packed, feather, alpha, ref_image, *, frames, mesh,
-             packed_specs, ref_spec, form, max_radius):
-  def local(image, packed, feather, alpha, ref_image):
+                                             "ref_spec", "form", "max_radius",
+                                             "rgba_mode"))
+def _sharded(image, packed, feather, alpha, ref_image, soft, *, frames, mesh,
+             packed_specs, ref_spec, form, max_radius, rgba_mode):
+  def local(image, packed, feather, alpha, ref_image, soft):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
-    return paste_core(image, packed, feather, alpha, ref_image, form=form,
-                      max_radius=max_radius)
+    return paste_core(image, packed, feather, alpha, ref_image, soft,
+                      form=form, max_radius=max_radius, rgba_mode=rgba_mode)
 
   out = jax.shard_map(local, mesh=mesh,
-                      in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec),
+                      in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,
+                                P()),
                       out_specs=P(AXIS))(image, packed, feather, alpha,
-                                         ref_image)
+                                         ref_image, soft)
   if out.shape[0] == frames:
     return out
   out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))

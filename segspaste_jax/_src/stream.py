@@ -18,8 +18,9 @@ from typing import Iterable, Iterator
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
-from segspaste_jax._src import arrays, inputs, validate
+from segspaste_jax._src import arrays, inputs, packing, validate
 from segspaste_jax._src.packing import pack_segs
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
@@ -27,16 +28,21 @@ from segspaste_jax._src.shard import sharded_paste
 MAX_CHUNK = 1 << 20
 
 
-def _count_frames(frames, num_frames, name: str) -> int:
-  """The total frame count: `num_frames`, else read off an array or a list."""
-  total = None
+def _held_frames(frames, name: str) -> int | None:
+  """The frame count of an array or a list of arrays; None for others."""
   if arrays.is_array(frames):
     if len(frames.shape) != 4:
       raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
                        f"[H, W, C] frames, got shape {tuple(frames.shape)}")
-    total = frames.shape[0]
-  elif isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
-    total = sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
+    return frames.shape[0]
+  if isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
+    return sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
+  return None
+
+
+def _count_frames(frames, num_frames, name: str) -> int:
+  """The total frame count: `num_frames`, else read off an array or a list."""
+  total = _held_frames(frames, name)
   if num_frames is not None:
     num_frames = validate.check_int(num_frames, "num_frames", 1, 1 << 40)
     if total is not None and total != num_frames:
@@ -49,6 +55,38 @@ def _count_frames(frames, num_frames, name: str) -> int:
         "per-frame crop and mask rules depend on the total frame count); "
         f"pass num_frames=N, got a {type(frames).__name__}")
   return total
+
+
+def _check_frame_indices(frame_indices, num_frames, frames,
+                         name: str) -> tuple[np.ndarray, int]:
+  """`(indices, N)`: `frame_indices` as an int64 vector of frame numbers in
+  `[0, N)`, N = `num_frames`, with one entry per frame of `frames` where
+  that count is known."""
+  if num_frames is None:
+    raise ValueError("num_frames: required with frame_indices (the total "
+                     "frame count N of the whole sequence, which the node's "
+                     "per-frame rules depend on)")
+  total = validate.check_int(num_frames, "num_frames", 1, 1 << 40)
+  items = None
+  if not isinstance(frame_indices, (str, bytes)):
+    try:
+      items = list(frame_indices)
+    except TypeError:
+      pass
+  if items is None:
+    raise TypeError(f"frame_indices: expected a sequence of frame numbers, "
+                    f"got {type(frame_indices).__name__}")
+  if not items:
+    raise ValueError("frame_indices: expected at least one frame number, "
+                     "got none")
+  indices = np.asarray([validate.check_int(i, f"frame_indices[{k}]", 0,
+                                           total - 1)
+                        for k, i in enumerate(items)], np.int64)
+  held = _held_frames(frames, name)
+  if held is not None and held != len(indices):
+    raise ValueError(f"frame_indices: {len(indices)} frame numbers, but "
+                     f"{name} holds {held} frames")
+  return indices, total
 
 
 def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
@@ -113,7 +151,10 @@ def _pad_frames(x: np.ndarray, size: int, axis: int) -> np.ndarray:
 
 def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                       ref_image_opt=None, *, num_frames: int | None = None,
-                      chunk: int = 16, progress: bool = True, mesh=None,
+                      frame_indices=None, chunk: int = 16,
+                      progress: bool = True, mesh=None,
+                      feather_mode: str = "node",
+                      rgba_mode: str = "composite",
                       node_axis_mixup: bool = False,
                       bucket_size: int | None = None,
                       max_segments: int | None = None) -> Iterator[np.ndarray]:
@@ -138,19 +179,33 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
     num_frames: the total frame count N; required when `frames` is an
       iterator (its length is unknown, and the node's per-frame rules depend
       on it); checked against the frames actually read.
+    frame_indices: optional global frame numbers in `0..N-1`, one per frame
+      of `frames`, in stream order, to paste only some frames of a
+      sequence of `num_frames` (required then) frames: the stream's k-th
+      frame is frame `frame_indices[k]` of the sequence and takes that
+      frame of each per-frame crop and mask, exactly as in the whole
+      sequence (mask batches of M != N frames are still combined for N).
+      `frames` and `ref_image_opt` (unless one frame) then hold just those
+      frames. Resumes a stopped run without redoing finished frames.
     chunk: frames per compiled call, 1 or more (with a mesh, a multiple of
       its size splits evenly).
     progress: show a tqdm progress bar over frames (on stderr).
     mesh: optional `jax.sharding.Mesh` with a `"frames"` axis: each chunk is
-      split across its devices (see `sharded_paste`).
+      split across its devices (see `sharded_paste`). On a mesh over
+      several processes (`jax.distributed`), every process must run the
+      same stream over the same frames; each reads every chunk, and gets
+      every chunk back whole (gathered from all processes).
+    feather_mode: "node" or "soft_edges" (see `paste`).
+    rgba_mode: "composite" or "legacy" (see `paste`).
     node_axis_mixup: see `segs_paste`.
     bucket_size: see `pack_segs`.
     max_segments: see `pack_segs`.
 
   Yields:
     `[k, H, W, C]` numpy arrays, the pasted frames in order, of the frames'
-    dtype (uint8 in, uint8 out, rounded); k is `min(chunk, N)` except for
-    the last chunk, which holds the rest.
+    dtype (uint8 in, uint8 out, rounded); k is `min(chunk, N)` (N: the
+    frames streamed, `len(frame_indices)` if given) except for the last
+    chunk, which holds the rest.
 
   Raises:
     TypeError, ValueError: as `segs_paste`, naming the argument; also when
@@ -158,22 +213,44 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       `num_frames` arrive.
   """
   feather, alpha = inputs.check_scalars(feather, alpha)
+  validate.check_modes(feather_mode, rgba_mode)
+  if packing.is_per_image(segs):
+    raise TypeError("segs: stream_segs_paste takes one SEGS for the whole "
+                    "sequence; a list of SEGS, one per image, is for "
+                    "segs_paste and pack_segs")
+  modes = dict(feather_mode=feather_mode, rgba_mode=rgba_mode)
   chunk = validate.check_int(chunk, "chunk", 1, MAX_CHUNK)
-  total = _count_frames(frames, num_frames, "frames")
+  if frame_indices is None:
+    total = _count_frames(frames, num_frames, "frames")
+    indices, streamed = None, total
+  else:
+    indices, total = _check_frame_indices(frame_indices, num_frames, frames,
+                                          "frames")
+    streamed = len(indices)
   single_ref = False
   if ref_image_opt is not None and arrays.is_array(ref_image_opt):
-    shape = validate.check_ref_image(ref_image_opt, (total, None, None, None),
+    shape = validate.check_ref_image(ref_image_opt,
+                                     (streamed, None, None, None),
                                      read_values=False)
     single_ref = shape[0] == 1
+    if indices is not None and shape[0] not in (1, streamed):
+      # the whole sequence's reference frames would be taken in stream
+      # order, not by frame number: refuse rather than misalign them
+      raise ValueError(f"ref_image_opt: has {shape[0]} frames; with "
+                       f"frame_indices expected 1 (used for every frame) or "
+                       f"{streamed}, those of the streamed frames")
   return _stream(frames, segs, feather, alpha, ref_image_opt, single_ref,
-                 total, chunk, progress, mesh,
+                 total, indices, chunk, progress, mesh, modes,
                  dict(node_axis_mixup=node_axis_mixup,
                       bucket_size=bucket_size, max_segments=max_segments))
 
 
 def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
-            chunk, progress, mesh, pack_kwargs):
-  size = min(chunk, total)
+            indices, chunk, progress, mesh, modes, pack_kwargs):
+  # `total`: the sequence's N, for the SEGS; `streamed`: the frames that
+  # arrive, the sequence's frames `indices` (all of them when None)
+  streamed = total if indices is None else len(indices)
+  size = min(chunk, streamed)
   blocks = _blocks(frames, "frames", size)
   first = next(blocks, None)
   if first is None:
@@ -200,35 +277,40 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
     shared = packed
 
   def run(start: int, image: np.ndarray, ref):
-    cut = {f: _pad_frames(x[:, start:start + size], size, axis=1)
+    # the chunk's frames of each per-frame field, by global frame number
+    where = (slice(start, start + size) if indices is None
+             else indices[start:start + size])
+    cut = {f: _pad_frames(x[:, where], size, axis=1)
            for f, x in per_frame.items()}
     if mesh is None:  # uint8 goes to the device as bytes
       image, owned, _ = inputs.to_unit_float(image, own=True)
       out = paste(image, shared._replace(**cut), feather=feather,
-                  alpha=alpha, ref_image=ref, donate_image=owned)
+                  alpha=alpha, ref_image=ref, donate_image=owned, **modes)
     else:
       out = sharded_paste(image, shared._replace(**cut), feather=feather,
-                          alpha=alpha, ref_image=ref, mesh=mesh)
+                          alpha=alpha, ref_image=ref, mesh=mesh, **modes)
     return arrays.from_unit_float(out) if as_uint8 else out
 
-  bar = _progress_bar(total, progress)
+  bar = _progress_bar(streamed, progress)
+  expected = (f"num_frames: {total}" if indices is None
+              else f"frame_indices: {streamed} frame numbers")
   try:
     pending, start = None, 0
     for image, count in _rechunk(itertools.chain([first], blocks), size):
-      if start + count > total:
-        raise ValueError(f"num_frames: {total}, but frames holds more")
+      if start + count > streamed:
+        raise ValueError(f"{expected}, but frames holds more")
       ref = None
       if refs is not None:
         ref, ref_count = next(refs, (None, 0))
         if ref_count < count:
           raise ValueError(f"ref_image_opt: has fewer frames than the "
-                           f"{total} frames")
+                           f"{streamed} frames")
       out = run(start, image, ref)  # dispatched: runs while we hand back
       if pending is not None:
         yield _finish(pending, bar)
       pending, start = (out, count), start + count
-    if start != total:
-      raise ValueError(f"num_frames: {total}, but frames holds {start}")
+    if start != streamed:
+      raise ValueError(f"{expected}, but frames holds {start}")
     yield _finish(pending, bar)
   finally:
     if bar is not None:
@@ -243,7 +325,13 @@ def _checked_ref(ref: np.ndarray, hwc):
 
 
 def _finish(pending, bar) -> np.ndarray:
+  """The chunk's `count` frames as numpy, whole on every process: a chunk
+  split over the devices of several processes is gathered from all of
+  them first (a collective: every process of a multi-process mesh streams
+  the same chunks, in the same order)."""
   out, count = pending
+  if not (out.is_fully_addressable or out.is_fully_replicated):
+    out = multihost_utils.process_allgather(out, tiled=True)
   frames = np.asarray(out)[:count]
   if bar is not None:
     bar.update(count)

@@ -60,15 +60,19 @@ class SegsMeta:
     source_size: `(H0, W0)` of the SEGS after scale matching.
     labels: one label per real segment.
     wrappers: one `control_net_wrapper` per real segment, held by identity.
+    per_image: for SEGS packed per image (a leading image axis on every
+      array), each image's own `SegsMeta`; empty otherwise.
   """
 
   source_size: tuple[int, int] = (0, 0)
   labels: tuple[str, ...] = ()
   wrappers: tuple[Opaque, ...] = ()
+  per_image: tuple["SegsMeta", ...] = ()
 
   @property
   def num_segments(self) -> int:
-    return len(self.labels)
+    """Real segments: of all images together, for a per-image pack."""
+    return len(self.labels) + sum(m.num_segments for m in self.per_image)
 
 
 class PackedSegs(NamedTuple):
@@ -115,9 +119,16 @@ class PackedSegs(NamedTuple):
     return self.meta.num_segments
 
   @property
+  def per_image(self) -> bool:
+    """Whether every array has a leading image axis (one SEGS per image,
+    from `pack_segs` given a list of SEGS): `crops` `[N, S, 1, B, B, C]`,
+    `masks` `[N, S, 1, B, B]`, `regions` `[N, S, 4]` and so on."""
+    return self.masks.ndim == 5
+
+  @property
   def bucket(self) -> tuple[int, int]:
-    """`(S, B)`: the padded segment count and the bucket side."""
-    return self.masks.shape[0], self.masks.shape[-1]
+    """``(S, B)``: the padded segment count and the bucket side."""
+    return self.masks.shape[-4], self.masks.shape[-1]
 
   def strip_meta(self) -> "PackedSegs":
     """Returns the same arrays with empty metadata (a stable pytree shape)."""

@@ -17,6 +17,8 @@ import numpy as np
 from segspaste_jax._src import arrays
 
 CHANNELS = (1, 3, 4)
+FEATHER_MODES = ("node", "soft_edges")
+RGBA_MODES = ("composite", "legacy")
 
 
 def is_float_dtype(dtype) -> bool:
@@ -78,6 +80,28 @@ def check_alpha(alpha) -> float:
   return alpha
 
 
+def compatible_channels(image_channels: int, pasted: int) -> bool:
+  """Whether `pasted`-channel pixels may go into the image: the same
+  count, or RGB and RGBA either way (today's node's rules)."""
+  return image_channels == pasted or {image_channels, pasted} <= {3, 4}
+
+
+def pasted_channels(image_channels: int) -> str:
+  """The channel counts an image takes, for messages: "1", "3 or 4"."""
+  return "3 or 4" if image_channels in (3, 4) else str(image_channels)
+
+
+def check_modes(feather_mode: str, rgba_mode: str) -> bool:
+  """`feather_mode` and `rgba_mode` (see `paste`); whether edges are soft."""
+  if not isinstance(feather_mode, str) or feather_mode not in FEATHER_MODES:
+    raise ValueError(f"feather_mode: expected one of {FEATHER_MODES}, got "
+                     f"{feather_mode!r}")
+  if not isinstance(rgba_mode, str) or rgba_mode not in RGBA_MODES:
+    raise ValueError(f"rgba_mode: expected one of {RGBA_MODES}, got "
+                     f"{rgba_mode!r}")
+  return feather_mode == "soft_edges"
+
+
 def check_image_shape(shape, name: str = "image") -> tuple[int, int, int, int]:
   """`[N, H, W, C]` with N, H, W >= 1 and C in (1, 3, 4)."""
   try:
@@ -120,9 +144,11 @@ def check_ref_shape(shape, image_shape, name: str = "ref_image_opt") -> None:
   """
   n, h, w, c = image_shape
   if any(want is not None and have != want
-         for have, want in zip(shape[1:], (h, w, c))):
-    raise ValueError(f"{name}: expected frames [H, W, C] = {[h, w, c]} like "
-                     f"the image, got shape {tuple(shape)}")
+         for have, want in zip(shape[1:3], (h, w))) or (
+             c is not None and not compatible_channels(c, shape[3])):
+    channels = "C" if c is None else pasted_channels(c)
+    raise ValueError(f"{name}: expected frames [H, W, C] = [{h}, {w}, "
+                     f"{channels}] for the image, got shape {tuple(shape)}")
   if n is not None and 1 < shape[0] < n:
     raise ValueError(f"{name}: has {shape[0]} frames for an image of {n}; "
                      "expected 1 (used for every frame) or at least "
