@@ -2,7 +2,7 @@
 
 16 images of 1024 x 1024, each with 4 segments of its own (192-320 px
 crops, soft 2-D masks, feather 5). Timed, warm, medians of `--repeats`
-runs, in one process:
+rounds in one process (each round runs every variant once):
 
   p: `segs_paste(images, [segs_0, ..., segs_15])`: one program for the batch
   s: 16 `segs_paste(images[k:k+1], segs_k)` calls, one per image
@@ -38,13 +38,16 @@ def make_batch(seed: int = 0):
   return images, segs
 
 
-def _median_ms(fn, repeats: int) -> float:
-  times = []
+def _medians_ms(fns: dict, repeats: int) -> dict:
+  """Round robin: each repeat runs every variant once, so that the
+  machine's slow and fast phases fall on all of them alike."""
+  times = {key: [] for key in fns}
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+    for key, fn in fns.items():
+      start = time.perf_counter()
+      fn()
+      times[key].append(time.perf_counter() - start)
+  return {key: 1e3 * statistics.median(t) for key, t in times.items()}
 
 
 def main(argv=None) -> int:
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
   rows = [("p", "segs_paste, one call with per-image SEGS", run_p),
           ("s", "segs_paste, one call per image", run_s),
           ("n", node_name, run_n)]
-  times = {key: _median_ms(fn, args.repeats) for key, _, fn in rows}
+  times = _medians_ms({key: fn for key, _, fn in rows}, args.repeats)
   print(f"{IMAGES} images {SIDE}x{SIDE}, {SEGMENTS} own segments each, "
         f"feather {FEATHER}; medians of {args.repeats}, warm")
   print(f"{'variant':<48} {'ms':>9} {'n / it':>8}")

@@ -52,7 +52,7 @@ except ImportError:  # hypothesis is a test extra; its tests skip without it
   pass
 else:
   _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
-  settings.register_profile("ci", max_examples=20, deadline=None,
+  settings.register_profile("ci", max_examples=12, deadline=None,
                             print_blob=True, suppress_health_check=_QUIET)
   settings.register_profile("long", max_examples=500, deadline=None,
                             print_blob=True, suppress_health_check=_QUIET)

@@ -10,7 +10,7 @@ from segspaste_jax import pack_segs, segs_paste
 from segspaste_jax._src import paste as paste_lib
 
 TOLERANCE = 1e-5
-RANDOM_CASES = 96
+RANDOM_CASES = 72
 
 
 def check(case, **kwargs):
@@ -46,7 +46,7 @@ def test_both_forms_on_cpu(form):
   the CPU one), run here on seeded random cases with and without a
   reference image, against the reference."""
   checked = 0
-  for seed in range(12):
+  for seed in range(8):
     case = cases.random_case(1000 + seed)
     expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
     packed = pack_segs(case.segs, case.image.shape,
@@ -58,7 +58,7 @@ def test_both_forms_on_cpu(form):
         **paste_lib.static_args(form, case.feather)))
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     checked += bool(np.abs(got - case.image).max() > 1e-3)
-  assert checked >= 6
+  assert checked >= 4
 
 
 def _full(h, w, value=1.0):

@@ -28,7 +28,7 @@ kept = (out, node_out, segs_paste(image.double(), ((64, 64), [seg]), 5))
 """
 
 
-RUNS = 8
+RUNS = 4
 
 
 def test_clean_exit_after_paste():

@@ -82,7 +82,7 @@ as_bytes = (image * 255).round().astype(np.uint8)
 record("uint8", segs_paste(as_bytes, segs, mesh=mesh, **kw),
        segs_paste(as_bytes, segs, **kw))
 
-for seed in (0, 15):  # 15: with ref_image_opt
+for seed in (15,):  # 15: with ref_image_opt
   case = random_case(seed)
   record(f"random{seed}", segs_paste(case.image, case.segs, mesh=mesh,
                                      **case.kwargs()),
@@ -135,8 +135,8 @@ def test_four_devices(results):
 
 
 @pytest.mark.parametrize("name", ["n8", "n6", "n5", "n4", "n1", "ref5",
-                                  "ref1", "device_inputs", "random0",
-                                  "random15", "per_image5", "per_image8"])
+                                  "ref1", "device_inputs", "random15",
+                                  "per_image5", "per_image8"])
 def test_matches_single_device(results, name):
   r = results[name]
   assert r["max_abs"] <= 1e-6, r

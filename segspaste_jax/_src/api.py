@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+
 from segspaste_jax._src import arrays, inputs
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
@@ -10,7 +12,7 @@ from segspaste_jax._src.shard import sharded_paste
 def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                *, feather_mode: str = "node", rgba_mode: str = "composite",
                node_axis_mixup: bool = False, bucket_size: int | None = None,
-               max_segments: int | None = None, mesh=None):
+               max_segments: int | None = None, mesh=None) -> jax.Array:
   """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
 
   Same inputs as the node's `doit`, same picture out: each SEG's mask is

@@ -331,7 +331,7 @@ def blur_banded(mask, height, width, feather, max_radius: int):
   return lax.cond(radius > 0, blur, lambda m: m, mask)
 
 
-def gaussian_blur_mask(mask, feather):
+def gaussian_blur_mask(mask, feather) -> jax.Array:
   """Feathers masks the way the Impact Pack's `tensor_gaussian_blur_mask` does.
 
   Kernel size `k = 2 * feather + 1`, sigma 10, reflect padding; where the

@@ -359,7 +359,7 @@ def _number(v: float):
   return int(v) if float(v).is_integer() else float(v)
 
 
-def unpack_segs(packed: PackedSegs):
+def unpack_segs(packed: PackedSegs) -> tuple | list:
   """Turns a `PackedSegs` back into torch-style SEGS with numpy arrays.
 
   Args:

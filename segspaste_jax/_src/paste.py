@@ -221,13 +221,33 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
     `[N, H, W, C]` of `image`'s dtype.
   """
   if packed.masks.ndim == 5:  # one SEGS per image
-    return _per_image(image, packed, feather, alpha, ref_image, soft_edges,
-                      form=form, max_radius=max_radius, rgba_mode=rgba_mode)
+    if form != "cpu":
+      return _per_image(image, packed, feather, alpha, ref_image, soft_edges,
+                        form=form, max_radius=max_radius, rgba_mode=rgba_mode)
+    return _per_image_rows(image, packed, feather, alpha, ref_image,
+                           soft_edges, max_radius=max_radius,
+                           rgba_mode=rgba_mode)
+  return _paste(image, packed, feather, alpha, ref_image, soft_edges,
+                form=form, max_radius=max_radius, rgba_mode=rgba_mode)
+
+
+def _paste(image, packed, feather, alpha, ref_image, soft_edges, *, form,
+           max_radius, rgba_mode, rows_of=None):
+  """`paste_core` for one SEGS. `rows_of`: `(H, [S] image index)` when
+  `image` is a per-image batch stacked along its rows (`_per_image_rows`):
+  segment `i`'s window is placed in its own image's `H` rows."""
   n, h, w, c = image.shape
+  if rows_of is not None:
+    h = rows_of[0]
   bucket = packed.masks.shape[-1]
   window = (min(bucket, h), min(bucket, w))
   compute = jnp.promote_types(image.dtype, jnp.float32)
   geo = _geometry(packed, (h, w), window, ref_image is not None)
+  if rows_of is not None:
+    # (clipped again, a no-op on the values: XLA:CPU then knows every
+    # window lies inside the stacked rows, and updates them in place fast)
+    geo = geo._replace(ys=jnp.clip(geo.ys + rows_of[1] * h, 0,
+                                   image.shape[1] - window[0]))
   crops = packed.crops
   if crops.shape[1] > 1:
     crops = crops[:, :n]  # crops may carry more frames than the image
@@ -246,11 +266,31 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
                            compute)
 
 
+def _per_image_rows(image, packed: PackedSegs, feather, alpha, ref_image,
+                    soft_edges, **static):
+  """One SEGS per image, the CPU form: the images stacked along their rows
+  (`[1, N * H, W, C]`, a free reshape) and one scan over every image's
+  segments, each window offset into its own image's rows. (A dynamic index
+  on the image axis instead costs XLA:CPU an in-place update.)"""
+  n, h, w, c = image.shape
+  slots = packed.masks.shape[1]
+  packed = jax.tree.map(lambda x: x.reshape((n * slots,) + x.shape[2:]),
+                        packed)
+  image_of = jnp.repeat(jnp.arange(n, dtype=jnp.int32), slots)
+  if ref_image is not None:
+    ref_image = jnp.broadcast_to(ref_image[:n], (n,) + ref_image.shape[1:])
+    ref_image = ref_image.reshape((1, n * h) + ref_image.shape[2:])
+  out = _paste(image.reshape(1, n * h, w, c), packed, feather, alpha,
+               ref_image, soft_edges, form="cpu", rows_of=(h, image_of),
+               **static)
+  return out.reshape(n, h, w, c)
+
+
 def _per_image(image, packed: PackedSegs, feather, alpha, ref_image,
                soft_edges, **static):
-  """`paste_core` on every image alone with its own SEGS (a batch of one):
-  `vmap` over images for the accelerator form (straight-line), `lax.map`
-  on the CPU, where the CPU form's branches stay branches."""
+  """`paste_core` on every image alone with its own SEGS (a batch of one),
+  `vmap` over images: the accelerator form, straight-line. (The CPU form
+  scans all images' segments at once instead, in `paste_core`.)"""
   shared_ref = ref_image is not None and ref_image.shape[0] == 1
 
   def one(args):
@@ -261,8 +301,6 @@ def _per_image(image, packed: PackedSegs, feather, alpha, ref_image,
 
   refs = (None if ref_image is None or shared_ref
           else ref_image[:image.shape[0]])
-  if static["form"] == "cpu":
-    return lax.map(one, (image, packed, refs))
   return jax.vmap(one)((image, packed, refs))
 
 
@@ -274,7 +312,7 @@ _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
 
 def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
           feather_mode: str = "node", rgba_mode: str = "composite",
-          donate_image: bool = False):
+          donate_image: bool = False) -> jax.Array:
   """Feathers each packed mask and blends its crop into every frame.
 
   The node's per-frame, per-segment loop as one XLA program: each

@@ -106,7 +106,7 @@ def _per_frame(x) -> bool:
 
 def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   ref_image=None, feather_mode: str = "node",
-                  rgba_mode: str = "composite", mesh=None):
+                  rgba_mode: str = "composite", mesh=None) -> jax.Array:
   """`paste` with the frames split across the devices of a mesh.
 
   Same inputs, same values as `paste`; each device pastes its own frames
