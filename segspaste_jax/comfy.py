@@ -17,7 +17,7 @@ imported only when the node runs, so the package itself does not need it.
 from __future__ import annotations
 
 from segspaste_jax import segs_paste
-from segspaste_jax._src import arrays, compile_cache
+from segspaste_jax._src import arrays, compile_cache, validate
 
 _cache_checked = False
 
@@ -49,9 +49,11 @@ class SEGSPasteJAX:
             # the node's own crop placement under a non-uniform scale match
             "node_axis_mixup": ("BOOLEAN", {"default": False}),
             # "soft_edges": no seam at the crop border; "node": the node's
-            "feather_mode": (["node", "soft_edges"], {"default": "node"}),
+            "feather_mode": (list(validate.FEATHER_MODES),
+                             {"default": "node"}),
             # "legacy": RGBA onto RGBA blends alpha as the pre-2025 node did
-            "rgba_mode": (["composite", "legacy"], {"default": "composite"}),
+            "rgba_mode": (list(validate.RGBA_MODES),
+                          {"default": "composite"}),
         },
     }
 

@@ -24,6 +24,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from segspaste_jax._src import validate
 from segspaste_jax._src.crop import as_array, check_regions, region_extent
 from segspaste_jax._src.types import Opaque, PackedSegs, SegsMeta
 
@@ -158,7 +159,7 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
         channels, "__index__"):
       raise TypeError(f"channels: expected a Python int, got {channels!r}")
     channels = operator.index(channels)
-    if channels not in (1, 3, 4):
+    if channels not in validate.CHANNELS:
       raise ValueError(f"channels: expected 1, 3 or 4, got {channels}")
 
   with_crops = crops is not None
@@ -171,7 +172,7 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
     if crops.shape[1] < 1:
       raise ValueError(f"crops: expected at least one frame, got shape "
                        f"{crops.shape}")
-    if crops.shape[4] not in (1, 3, 4):
+    if crops.shape[4] not in validate.CHANNELS:
       raise ValueError(f"crops: expected 1, 3 or 4 channels, got shape "
                        f"{crops.shape}")
     if channels is not None and channels != crops.shape[4]:

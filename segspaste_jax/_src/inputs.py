@@ -36,8 +36,7 @@ class Call:
     feather: int in 0..100.
     alpha: number in 0..255.
     as_uint8: the image came as uint8 and the result goes back as uint8.
-    soft_edges: `feather_mode == "soft_edges"`.
-    rgba_mode: see `paste`.
+    feather_mode, rgba_mode: see `paste`.
   """
 
   image: Any
@@ -48,14 +47,13 @@ class Call:
   feather: int
   alpha: float
   as_uint8: bool
-  soft_edges: bool = False
+  feather_mode: str = "node"
   rgba_mode: str = "composite"
 
   @property
   def modes(self) -> dict:
     """The keyword arguments `paste` and `sharded_paste` take for them."""
-    return dict(feather_mode="soft_edges" if self.soft_edges else "node",
-                rgba_mode=self.rgba_mode)
+    return dict(feather_mode=self.feather_mode, rgba_mode=self.rgba_mode)
 
 
 def check_scalars(feather, alpha) -> tuple[int, float]:
@@ -86,7 +84,7 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
   """
   shape = validate.check_image(image, "image")
   feather, alpha = check_scalars(feather, alpha)
-  soft = validate.check_modes(feather_mode, rgba_mode)
+  validate.check_modes(feather_mode, rgba_mode)
   if ref_image_opt is not None:
     validate.check_ref_image(ref_image_opt, shape)
   packed = packing.pack_segs(segs, shape, with_crops=ref_image_opt is None,
@@ -103,7 +101,7 @@ def prepare(image, segs, feather, alpha, ref_image_opt=None, *,
                                        > shape[0] else ref)
       wait = wait or wait_ref
   return Call(image, owned, wait, ref, packed, feather, alpha, as_uint8,
-              soft, rgba_mode)
+              feather_mode, rgba_mode)
 
 
 def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:

@@ -210,7 +210,8 @@ def _crop_channels(read, default: int) -> int:
              default=default)
 
 
-def _buckets(side: int, count: int, bucket_size, max_segments):
+def _buckets(side: int, count: int, bucket_size, max_segments,
+             per_image: bool = False):
   bucket = default_bucket_size(side) if bucket_size is None else bucket_size
   if bucket < side:
     raise ValueError(f"bucket_size: {bucket} is smaller than the largest "
@@ -218,7 +219,7 @@ def _buckets(side: int, count: int, bucket_size, max_segments):
   slots = default_max_segments(count) if max_segments is None else max_segments
   if slots < count:
     raise ValueError(f"max_segments: {slots} is fewer than the {count} "
-                     "segments" + (" of one image" if max_segments else ""))
+                     "segments" + (" of one image" if per_image else ""))
   return bucket, slots
 
 
@@ -342,7 +343,8 @@ def _pack_per_image(segs_list, shape, bucket_size, max_segments, with_crops,
                          f"segs[{k}]") for k, s in enumerate(segs_list)]
   side = max(_largest_side(read, masks, h, w) for _, read, masks in per_image)
   count = max(len(read) for _, read, _ in per_image)
-  bucket, slots = _buckets(side, count, bucket_size, max_segments)
+  bucket, slots = _buckets(side, count, bucket_size, max_segments,
+                           per_image=True)
   channels = max(_crop_channels(read, 0) for _, read, _ in per_image) or c
   # each image is a batch of one: frame 0 of every crop, one mask frame
   crops_shape = ((1, bucket, bucket, channels) if with_crops

@@ -134,11 +134,6 @@ class _Blend(NamedTuple):
   rule: str           # static, `blend.rule`
 
 
-def _ramp(geo: _Geometry, i, window, how: _Blend):
-  return feather_lib.edge_ramp(window, (geo.dy[i], geo.dx[i]), geo.ref_hw[i],
-                               how.feather, how.soft)
-
-
 def _accelerator_form(image, packed, how: _Blend, ref_image, crops, geo,
                       window, compute):
   # Feathering, resizing and cutting every segment's masks to its window
@@ -169,7 +164,8 @@ def _cpu_form(image, packed, how: _Blend, ref_image, crops, geo, window,
     mask = jnp.where(_inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
     mask = feather_lib.blur_banded(mask.astype(compute), mask_hw[0],
                                    mask_hw[1], how.feather, max_radius)
-    gain = how.gain * _ramp(geo, i, window, how)
+    gain = how.gain * feather_lib.edge_ramp(window, (dy, dx), ref_hw,
+                                            how.feather, how.soft)
 
     def cut(m):
       return _shifted_window(m, dy, dx, *window)
@@ -207,15 +203,15 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
   Args:
     image: `[N, H, W, C]` float.
     packed: `PackedSegs` without metadata; crops of channels compatible
-      with the image's (`blend.compatible`); with a leading image axis
-      (`PackedSegs.per_image`), each image takes its own SEGS.
+      with the image's (`validate.compatible_channels`); with a leading
+      image axis (`PackedSegs.per_image`), each image takes its own SEGS.
     feather: int32 scalar in 0..100 (at most `max_radius` for the CPU form).
     alpha: scalar in [0, 255].
     ref_image: `[N or 1, H, W, C']` float (C' compatible), or None.
     soft_edges: bool scalar (traced): `feather_mode="soft_edges"`.
     form: static, "cpu" or "accelerator" (see `platform`).
     max_radius: static, the CPU form's blur bucket (`static_args`).
-    rgba_mode: static, one of `blend.RGBA_MODES`.
+    rgba_mode: static, one of `validate.RGBA_MODES`.
 
   Returns:
     `[N, H, W, C]` of `image`'s dtype.
@@ -244,17 +240,14 @@ def _paste(image, packed, feather, alpha, ref_image, soft_edges, *, form,
   compute = jnp.promote_types(image.dtype, jnp.float32)
   geo = _geometry(packed, (h, w), window, ref_image is not None)
   if rows_of is not None:
-    # (clipped again, a no-op on the values: XLA:CPU then knows every
-    # window lies inside the stacked rows, and updates them in place fast)
-    geo = geo._replace(ys=jnp.clip(geo.ys + rows_of[1] * h, 0,
-                                   image.shape[1] - window[0]))
+    geo = geo._replace(ys=geo.ys + rows_of[1] * h)
   crops = packed.crops
   if crops.shape[1] > 1:
     crops = crops[:, :n]  # crops may carry more frames than the image
   pasted = (crops if ref_image is None else ref_image).shape[-1]
-  if not blend_lib.compatible(c, pasted):
+  if not validate.compatible_channels(c, pasted):
     raise ValueError(f"cannot paste {pasted}-channel pixels into a "
-                     f"{c}-channel image (see blend.compatible)")
+                     f"{c}-channel image (see validate.compatible_channels)")
   how = _Blend(feather=jnp.asarray(feather, jnp.int32),
                gain=jnp.asarray(alpha, compute) / 255,
                soft=jnp.asarray(soft_edges, bool),
@@ -270,8 +263,8 @@ def _per_image_rows(image, packed: PackedSegs, feather, alpha, ref_image,
                     soft_edges, **static):
   """One SEGS per image, the CPU form: the images stacked along their rows
   (`[1, N * H, W, C]`, a free reshape) and one scan over every image's
-  segments, each window offset into its own image's rows. (A dynamic index
-  on the image axis instead costs XLA:CPU an in-place update.)"""
+  segments, each window offset into its own image's rows: the CPU form's
+  branches stay branches (a `vmap` would turn them into selects)."""
   n, h, w, c = image.shape
   slots = packed.masks.shape[1]
   packed = jax.tree.map(lambda x: x.reshape((n * slots,) + x.shape[2:]),
@@ -290,7 +283,7 @@ def _per_image(image, packed: PackedSegs, feather, alpha, ref_image,
                soft_edges, **static):
   """`paste_core` on every image alone with its own SEGS (a batch of one),
   `vmap` over images: the accelerator form, straight-line. (The CPU form
-  scans all images' segments at once instead, in `paste_core`.)"""
+  scans all images' segments at once instead, `_per_image_rows`.)"""
   shared_ref = ref_image is not None and ref_image.shape[0] == 1
 
   def one(args):
