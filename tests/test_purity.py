@@ -67,6 +67,34 @@ def test_overwrite_inputs_right_after_the_call(kind, with_ref):
     np.testing.assert_array_equal(np.asarray(out), want)
 
 
+def _at_offset(image, offset):
+  """`image` copied to an address `offset` bytes past a 64-byte boundary."""
+  block = np.empty(image.nbytes + 128, np.uint8)
+  start = -block.ctypes.data % 64 + offset
+  out = block[start:start + image.nbytes].view(image.dtype).reshape(
+      image.shape)
+  out[...] = image
+  return out
+
+
+@pytest.mark.parametrize("offset", [0, 16])
+@pytest.mark.parametrize("frames", [1, N])
+def test_caller_image_never_written(offset, frames):
+  """The image goes to XLA as it is (shared where 64-byte aligned, copied
+  where not) and that array is donated to the paste: neither way may the
+  paste write into the caller's memory."""
+  rng = np.random.default_rng(6)
+  segs = _segs(rng, n=frames)
+  host = _image(rng, n=frames)
+  want = np.asarray(segs_paste(host.copy(), segs, feather=5))
+  for _ in range(TRIALS):
+    image = _at_offset(host, offset)
+    out = segs_paste(image, segs, feather=5)
+    np.testing.assert_array_equal(image, host)
+    image[...] = 0.5
+    np.testing.assert_array_equal(np.asarray(out), want)
+
+
 def test_overwrite_uint8_input_right_after_the_call():
   rng = np.random.default_rng(1)
   segs = _segs(rng)

@@ -25,6 +25,10 @@ import numpy as np
 from segspaste_jax._src import platform
 
 
+_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
+_ALIGN = 64  # what XLA's CPU client needs to use host memory in place
+
+
 def is_torch(x) -> bool:
   """Whether `x` is a torch tensor (without importing torch)."""
   return type(x).__module__.startswith("torch") and hasattr(x, "detach")
@@ -70,19 +74,26 @@ def to_numpy(x, name: str) -> np.ndarray:
 
 
 def host_empty(shape, dtype) -> np.ndarray:
-  """A new, zero-filled host array of the library's own.
+  """A new, zero-filled host array of the library's own, 64-byte aligned.
 
-  An anonymous memory mapping: zero pages until written, page aligned so
-  that XLA's CPU client uses it in place instead of copying it (it copies
-  host arrays that are not 64-byte aligned, and numpy's large ones are
-  not), and, on Linux, with transparent huge pages where the kernel offers
-  them (as numpy asks for its own large arrays): a fresh 200 MB buffer then
-  costs about 100 page faults instead of 50,000. Only the library writes to
-  it, and only before handing it to JAX.
+  Aligned so that XLA's CPU client uses it in place instead of copying it
+  (it copies host arrays that are not 64-byte aligned, and numpy's large
+  ones are not). Below `_HEAP_MAX_BYTES` it is cut from a `np.zeros` block
+  on the C library's heap, whose memory is reused from call to call. From
+  there on it is an anonymous memory mapping: zero pages until written,
+  with transparent huge pages where the kernel offers them (as numpy asks
+  for its own large arrays), so that a fresh 200 MB buffer costs about 100
+  page faults instead of 50,000. Only the library writes to it, and only
+  before handing it to JAX.
   """
   dtype = np.dtype(dtype)
   count = math.prod(shape)
   size = max(count * dtype.itemsize, 1)
+  if size < _HEAP_MAX_BYTES:
+    block = np.zeros(size + _ALIGN, np.uint8)
+    start = -block.ctypes.data % _ALIGN
+    return block[start:start + count * dtype.itemsize].view(dtype).reshape(
+        shape)
   if hasattr(mmap, "MAP_PRIVATE"):  # POSIX; a shared mapping gets no THP
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
   else:
@@ -98,9 +109,6 @@ def own_copy(x) -> np.ndarray:
   copy = host_empty(x.shape, x.dtype)
   np.copyto(copy, x)
   return copy
-
-
-_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
 
 
 def to_device(x, own: bool = False):
@@ -123,10 +131,14 @@ def to_device(x, own: bool = False):
     donated) on an accelerator, where that copy is a device buffer; not on
     the CPU, where XLA uses the host copy in place and donating it would
     copy it again.
-  - smaller host arrays: handed to JAX as they are, `wait` True (XLA's
-    CPU client may read them in place); below the C library's largest
-    heap block, XLA's own copy comes from memory used before and costs
-    less than a fresh mapping.
+  - smaller host arrays: handed to `jax.device_put` as they are, `wait`
+    True (XLA's CPU client reads an aligned one in place, and copies
+    others asynchronously); below the C library's largest heap block,
+    XLA's own copy comes from memory used before and costs less than a
+    fresh mapping. `owned` True: the result may be donated. Where it is
+    XLA's copy, the paste then writes into it, saving a second buffer;
+    where it shares the caller's memory, XLA copies it rather than write
+    there (`tests/test_purity.py` checks both).
   """
   if isinstance(x, jax.Array):
     return x, False, False
@@ -140,7 +152,7 @@ def to_device(x, own: bool = False):
     x = _host_view(x)
   x = np.asarray(x)
   if x.nbytes < _HEAP_MAX_BYTES:
-    return jax.device_put(x), False, True
+    return jax.device_put(x), True, True
   return _put_own(own_copy(x)) + (False,)
 
 

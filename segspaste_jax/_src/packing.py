@@ -21,7 +21,7 @@ from segspaste_jax._src.types import (ARRAY_FIELDS, REQUIRED_FIELDS, SEG,
 
 MIN_BUCKET = 128   # one bucket covers every crop side up to 128
 BUCKET_STEP = 64
-MIN_SEGMENTS = 8
+MIN_SEGMENTS = 4
 # Masks may overshoot [0, 1] by float rounding (e.g. after an upstream
 # bilinear resize); anything further out is an error.
 MASK_TOLERANCE = 1e-3
@@ -157,7 +157,7 @@ def default_bucket_size(side: int) -> int:
 
 
 def default_max_segments(count: int) -> int:
-  """Padded segment count: a power of two, at least 8."""
+  """Padded segment count: a power of two, at least 4."""
   return max(MIN_SEGMENTS, 1 << max(count - 1, 0).bit_length())
 
 
@@ -295,7 +295,7 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
     bucket_size: padded side of crops and masks; default the largest side
       rounded up to a multiple of 64, at least 128.
     max_segments: padded segment count (per image, for a list); default the
-      next power of two, at least 8.
+      next power of two, at least 4.
     with_crops: False skips `cropped_image` entirely (what the node does when
       `ref_image_opt` is given); the crops are then left empty.
     node_axis_mixup: scale crop regions as the node does (`y1` by the width's
