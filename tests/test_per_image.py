@@ -84,6 +84,36 @@ def test_ref_image_and_modes():
       np.testing.assert_allclose(got[k:k + 1], want, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("form", ["cpu", "accelerator"])
+def test_reference_frames_in_images_taller_than_the_bucket(form):
+  """Windows that start below row 0 of their image: each image's window is
+  cut from its own reference frame, or from the one shared frame at the
+  image's own rows."""
+  rng = np.random.default_rng(30)
+  n, h, w = 3, 200, 72  # bucket 128: windows start anywhere in 0..72
+  images = rng.random((n, h, w, 3)).astype(np.float32)
+  refs = rng.random((n, h, w, 3)).astype(np.float32)
+  segs = []
+  for k in range(n):
+    items = []
+    for y in rng.integers(-10, h - 10, 3):
+      side = int(rng.integers(10, 40))
+      x = int(rng.integers(-5, w - 5))
+      items.append(seg(None, random_mask(rng, 0, side, side),
+                       (x, int(y), x + side, int(y) + side)))
+    segs.append(((h, w), items))
+  packed = pack_segs(segs, images.shape, with_crops=False)
+  assert packed.bucket[1] < h
+  for ref in (refs, refs[:1]):
+    got = np.asarray(paste_lib._paste_jit(images, packed.strip_meta(), 4,
+                                          255, ref,
+                                          **paste_lib.static_args(form, 4)))
+    for k in range(n):
+      r = ref[k:k + 1] if len(ref) > 1 else ref
+      want = reference.segs_paste(images[k:k + 1], segs[k], 4, 255, r)
+      np.testing.assert_allclose(got[k:k + 1], want, rtol=0, atol=1e-5)
+
+
 def test_unpack_gives_the_list_back():
   images, segs = _batch(40)
   back = unpack_segs(pack_segs(segs, images.shape))

@@ -37,7 +37,10 @@ class _Geometry(NamedTuple):
   The pasted pixels (the crop, or the reference image cut at the region)
   are `ref_hw` in size and land at `(oy, ox)`; the window that is read and
   written is `win_h x win_w` at `(ys, xs)`, inside the image, and its pixel
-  `(u, v)` shows pasted pixel `(u + dy, v + dx)`.
+  `(u, v)` shows pasted pixel `(u + dy, v + dx)`. `ref_ys` is the row at
+  which the window is cut from the reference image: `ys`, except for
+  per-image SEGS stacked along the rows with one shared reference frame
+  (`_per_image_rows`).
   """
 
   mask_hw: jax.Array
@@ -47,6 +50,7 @@ class _Geometry(NamedTuple):
   dy: jax.Array
   dx: jax.Array
   active: jax.Array
+  ref_ys: jax.Array
 
 
 def _geometry(packed: PackedSegs, image_hw, window, with_ref: bool):
@@ -67,7 +71,7 @@ def _geometry(packed: PackedSegs, image_hw, window, with_ref: bool):
   ys = jnp.clip(oy, 0, h - win_h)
   xs = jnp.clip(ox, 0, w - win_w)
   return _Geometry(packed.mask_sizes.astype(jnp.int32), ref_hw, ys, xs,
-                   ys - oy, xs - ox, active)
+                   ys - oy, xs - ox, active, ys)
 
 
 def _inside(shape, dy, dx, size):
@@ -116,7 +120,7 @@ def _blend_segment(frames, i, m, geo: _Geometry, crops, ref_image, compute,
     ref = (_shifted_window(crop, dy, dx, win_h, win_w) if shifted
            else crop[:, :win_h, :win_w])
   else:
-    ref = lax.dynamic_slice(ref_image, corner,
+    ref = lax.dynamic_slice(ref_image, (zero, geo.ref_ys[i], xs, zero),
                             (ref_image.shape[0], win_h, win_w,
                              ref_image.shape[-1]))
   inside = _inside((win_h, win_w), dy, dx, ref_hw)[..., None]
@@ -240,7 +244,10 @@ def _paste(image, packed, feather, alpha, ref_image, soft_edges, *, form,
   compute = jnp.promote_types(image.dtype, jnp.float32)
   geo = _geometry(packed, (h, w), window, ref_image is not None)
   if rows_of is not None:
-    geo = geo._replace(ys=geo.ys + rows_of[1] * h)
+    rows = geo.ys + rows_of[1] * h
+    # a shared reference frame ([1, H, W, C']) is cut at the image's own rows
+    shared_ref = ref_image is not None and ref_image.shape[1] == h
+    geo = geo._replace(ys=rows, ref_ys=geo.ys if shared_ref else rows)
   crops = packed.crops
   if crops.shape[1] > 1:
     crops = crops[:, :n]  # crops may carry more frames than the image
@@ -270,9 +277,8 @@ def _per_image_rows(image, packed: PackedSegs, feather, alpha, ref_image,
   packed = jax.tree.map(lambda x: x.reshape((n * slots,) + x.shape[2:]),
                         packed)
   image_of = jnp.repeat(jnp.arange(n, dtype=jnp.int32), slots)
-  if ref_image is not None:
-    ref_image = jnp.broadcast_to(ref_image[:n], (n,) + ref_image.shape[1:])
-    ref_image = ref_image.reshape((1, n * h) + ref_image.shape[2:])
+  if ref_image is not None and ref_image.shape[0] > 1:  # else one, shared
+    ref_image = ref_image[:n].reshape((1, n * h) + ref_image.shape[2:])
   out = _paste(image.reshape(1, n * h, w, c), packed, feather, alpha,
                ref_image, soft_edges, form="cpu", rows_of=(h, image_of),
                **static)
