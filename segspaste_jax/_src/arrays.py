@@ -28,7 +28,7 @@ from segspaste_jax._src import platform
 _HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
 _ALIGN = 64  # what XLA's CPU client needs to use host memory in place
 # host_empty's heap blocks up to here; larger ones are mapped with huge
-# pages (measured: W4's 28 MB of crops packed 30% slower from the heap)
+# pages, which pack faster from there on (BENCHMARKS.md, 0.3.1)
 _HEAP_ZEROS_MAX_BYTES = 16 << 20
 
 
@@ -81,13 +81,13 @@ def host_empty(shape, dtype) -> np.ndarray:
 
   Aligned so that XLA's CPU client uses it in place instead of copying it
   (it copies host arrays that are not 64-byte aligned, and numpy's large
-  ones are not). Below `_HEAP_ZEROS_MAX_BYTES` it is cut from a `np.zeros` block
-  on the C library's heap, whose memory is reused from call to call. From
-  there on it is an anonymous memory mapping: zero pages until written,
-  with transparent huge pages where the kernel offers them (as numpy asks
-  for its own large arrays), so that a fresh 200 MB buffer costs about 100
-  page faults instead of 50,000. Only the library writes to it, and only
-  before handing it to JAX.
+  ones are not). Below `_HEAP_ZEROS_MAX_BYTES` it is cut from a
+  `np.zeros` block on the C library's heap, whose memory is reused from
+  call to call. From there on it is an anonymous memory mapping: zero
+  pages until written, with transparent huge pages where the kernel
+  offers them (as numpy asks for its own large arrays), so that a fresh
+  200 MB buffer costs about 100 page faults instead of 50,000. Only the
+  library writes to it, and only before handing it to JAX.
   """
   dtype = np.dtype(dtype)
   count = math.prod(shape)
