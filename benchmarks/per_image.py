@@ -9,6 +9,11 @@ rounds in one process (each round runs every variant once):
   n: the node run once per image: the real Impact Pack `SEGSPaste.doit`
      with `--impact-pack PATH` (benchmarks/impact_node.py), else its
      re-statement in torch (benchmarks/node_baseline.py)
+  r: the paste alone on packed, placed data, in the CPU form that `paste`
+     picks here (every image's segments in one scan, the images stacked
+     along their rows)
+  v: the same in the accelerator form (`vmap` over the images of the
+     straight-line paste), run on this CPU
 
 Every variant's output is checked against `s` (within 1e-5) before timing.
 
@@ -24,8 +29,11 @@ import time
 
 import numpy as np
 
+import jax
+
 from benchmarks.workloads import make_segs
-from segspaste_jax import segs_paste
+from segspaste_jax import pack_segs, segs_paste
+from segspaste_jax._src import paste as paste_lib
 
 IMAGES, SIDE, SEGMENTS, FEATHER = 16, 1024, 4, 5
 
@@ -83,8 +91,19 @@ def main(argv=None) -> int:
   def run_n():
     return np.concatenate([np.asarray(node_one(k)) for k in range(IMAGES)])
 
+  placed = jax.device_put(pack_segs(segs, images.shape).strip_meta())
+  placed_images = jax.device_put(images)
+
+  def form_runner(form):
+    def run():
+      return np.asarray(paste_lib._paste_jit(  # pylint: disable=protected-access
+          placed_images, placed, FEATHER, 255, None,
+          **paste_lib.static_args(form, FEATHER)).block_until_ready())
+    return run
+
   want = run_s()
-  for name, fn in (("p", run_p), ("n", run_n)):
+  run_r, run_v = form_runner("cpu"), form_runner("accelerator")
+  for name, fn in (("p", run_p), ("n", run_n), ("r", run_r), ("v", run_v)):
     got = fn()
     error = float(np.abs(got - want).max())
     if error > 1e-5:
@@ -92,7 +111,9 @@ def main(argv=None) -> int:
       return 1
   rows = [("p", "segs_paste, one call with per-image SEGS", run_p),
           ("s", "segs_paste, one call per image", run_s),
-          ("n", node_name, run_n)]
+          ("n", node_name, run_n),
+          ("r", "paste on placed data, CPU form (rows stacked)", run_r),
+          ("v", "paste on placed data, accelerator form (vmap)", run_v)]
   times = _medians_ms({key: fn for key, _, fn in rows}, args.repeats)
   print(f"{IMAGES} images {SIDE}x{SIDE}, {SEGMENTS} own segments each, "
         f"feather {FEATHER}; medians of {args.repeats}, warm")
