@@ -129,16 +129,20 @@ class SEGSPasteJAXPerImage:
     Returns:
       1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
     """
-    import torch  # pylint: disable=import-outside-toplevel
-    images = torch.cat(list(image)) if len(image) > 1 else image[0]
-    refs = None
-    if ref_image_opt:
-      refs = (torch.cat(list(ref_image_opt)) if len(ref_image_opt) > 1
-              else ref_image_opt[0])
+    images = _joined(image)
+    refs = _joined(ref_image_opt) if ref_image_opt else None
     per_image = list(segs) if len(segs) > 1 else segs[0]
     return SEGSPasteJAX().doit(images, per_image, feather[0], alpha[0], refs,
                                node_axis_mixup[0], feather_mode[0],
                                rgba_mode[0])
+
+
+def _joined(batches):
+  """ComfyUI's list of IMAGE batches as one batch (joined in order)."""
+  if len(batches) == 1:
+    return batches[0]
+  import torch  # pylint: disable=import-outside-toplevel
+  return torch.cat(list(batches))
 
 
 NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX,

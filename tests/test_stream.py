@@ -170,12 +170,19 @@ def test_frame_indices_with_ref():
   np.testing.assert_array_equal(got, want[picked])
 
 
-def test_frame_indices_bad_input():
-  rng = np.random.default_rng(8)
+def _bad_input_case(seed):
+  """4 frames with per-frame SEGS, and `run(frames, **kw)`: the whole
+  stream of them, with `kw` over the test's keyword arguments."""
+  rng = np.random.default_rng(seed)
   image = rng.random((4, H, W, C), np.float32)
   segs = _segs(rng, 4, 4, 4)
   run = lambda frames, **kw: list(stream_segs_paste(
       frames, segs, progress=False, **{**KW, **kw}))
+  return image, run
+
+
+def test_frame_indices_bad_input():
+  image, run = _bad_input_case(8)
   with pytest.raises(ValueError, match="num_frames: required with "
                                        "frame_indices"):
     run(image[:2], frame_indices=[0, 1])
@@ -240,11 +247,7 @@ def test_progress_bar(capsys):
 
 
 def test_bad_input():
-  rng = np.random.default_rng(5)
-  image = rng.random((4, H, W, C), np.float32)
-  segs = _segs(rng, 4, 4, 4)
-  run = lambda frames, **kw: list(stream_segs_paste(
-      frames, segs, progress=False, **{**KW, **kw}))
+  image, run = _bad_input_case(5)
   with pytest.raises(ValueError, match="num_frames: required"):
     run(f for f in image)
   with pytest.raises(ValueError, match="num_frames: 4, but frames holds 3"):

@@ -81,16 +81,22 @@ def as_array(value, name: str, what: str):
                     f"{type(value).__name__}") from None
 
 
-def check_bucket(bucket_size) -> int:
-  """`bucket_size` as a Python int >= 1 (it fixes shapes: static)."""
-  message = ("bucket_size: expected a Python int (static: it fixes the "
-             f"crops' shape), got {bucket_size!r}")
-  if isinstance(bucket_size, (bool, np.bool_)):
+def python_int(value, name: str, why: str = "") -> int:
+  """`value` as a Python int, for arguments that fix shapes (static), or a
+  `TypeError` "`name`: expected a Python int`why`, got ..."."""
+  message = f"{name}: expected a Python int{why}, got {value!r}"
+  if isinstance(value, (bool, np.bool_)):
     raise TypeError(message)
   try:
-    bucket_size = operator.index(bucket_size)
+    return operator.index(value)
   except TypeError:  # floats, and traced values (TracerIntegerConversionError)
     raise TypeError(message) from None
+
+
+def check_bucket(bucket_size) -> int:
+  """`bucket_size` as a Python int >= 1 (it fixes shapes: static)."""
+  bucket_size = python_int(bucket_size, "bucket_size",
+                           " (static: it fixes the crops' shape)")
   if bucket_size < 1:
     raise ValueError(f"bucket_size: expected >= 1, got {bucket_size}")
   return bucket_size

@@ -22,10 +22,10 @@ import operator
 from typing import Sequence
 
 import jax.numpy as jnp
-import numpy as np
 
 from segspaste_jax._src import validate
-from segspaste_jax._src.crop import as_array, check_regions, region_extent
+from segspaste_jax._src.crop import (as_array, check_regions, python_int,
+                                    region_extent)
 from segspaste_jax._src.types import Opaque, PackedSegs, SegsMeta
 
 # One shared "no ControlNet wrapper" so that equal metadata compares equal
@@ -155,10 +155,7 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
     masks = masks[:, None]
 
   if channels is not None:
-    if isinstance(channels, (bool, np.bool_)) or not hasattr(
-        channels, "__index__"):
-      raise TypeError(f"channels: expected a Python int, got {channels!r}")
-    channels = operator.index(channels)
+    channels = python_int(channels, "channels")
     if channels not in validate.CHANNELS:
       raise ValueError(f"channels: expected 1, 3 or 4, got {channels}")
 

@@ -254,7 +254,8 @@ def _fill(read, masks, source, fields: dict, crop_frames_max: int) -> SegsMeta:
 def _empty_fields(lead: tuple, slots: int, bucket: int, crops_shape: tuple,
                   mask_frames: int) -> dict:
   """Zeroed arrays for `lead` images (`()` for one SEGS)."""
-  # zero pages of their own: XLA's CPU client reads them in place
+  # aligned arrays of their own (host_empty): XLA's CPU client reads them
+  # in place
   return dict(
       crops=arrays.host_empty(lead + (slots,) + crops_shape, np.float32),
       masks=arrays.host_empty(lead + (slots, mask_frames, bucket, bucket),
