@@ -8,6 +8,7 @@ still be reading them.
 """
 
 import concurrent.futures
+import mmap
 
 import jax
 import jax.numpy as jnp
@@ -68,11 +69,11 @@ def test_overwrite_inputs_right_after_the_call(kind, with_ref):
 
 
 def _at_offset(image, offset):
-  """`image` copied to an address `offset` bytes past a 64-byte boundary."""
-  block = np.empty(image.nbytes + 128, np.uint8)
-  start = -block.ctypes.data % 64 + offset
-  out = block[start:start + image.nbytes].view(image.dtype).reshape(
-      image.shape)
+  """`image` copied to an address `offset` bytes past a page boundary (an
+  anonymous mapping starts on one)."""
+  memory = mmap.mmap(-1, image.nbytes + offset)
+  out = np.frombuffer(memory, image.dtype, count=image.size,
+                      offset=offset).reshape(image.shape)
   out[...] = image
   return out
 

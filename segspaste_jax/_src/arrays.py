@@ -26,8 +26,7 @@ from segspaste_jax._src import platform
 
 
 _HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
-_ALIGN = 64  # what XLA's CPU client needs to use host memory in place
-# host_empty's heap blocks up to here; larger ones are mapped with huge
+# host_empty's heap arrays up to here; larger ones are mapped with huge
 # pages, which pack faster from there on (BENCHMARKS.md, 0.3.1)
 _HEAP_ZEROS_MAX_BYTES = 16 << 20
 
@@ -77,26 +76,24 @@ def to_numpy(x, name: str) -> np.ndarray:
 
 
 def host_empty(shape, dtype) -> np.ndarray:
-  """A new, zero-filled host array of the library's own, 64-byte aligned.
+  """A new, zero-filled host array of the library's own.
 
-  Aligned so that XLA's CPU client uses it in place instead of copying it
-  (it copies host arrays that are not 64-byte aligned, and numpy's large
-  ones are not). Below `_HEAP_ZEROS_MAX_BYTES` it is cut from a
-  `np.zeros` block on the C library's heap, whose memory is reused from
-  call to call. From there on it is an anonymous memory mapping: zero
-  pages until written, with transparent huge pages where the kernel
-  offers them (as numpy asks for its own large arrays), so that a fresh
-  200 MB buffer costs about 100 page faults instead of 50,000. Only the
-  library writes to it, and only before handing it to JAX.
+  Below `_HEAP_ZEROS_MAX_BYTES`, a plain `np.zeros` array: its memory comes
+  from the C library's heap, reused from call to call, and XLA's CPU client
+  copies it on the transfer where it is not 64-byte aligned (numpy does not
+  align to 64), which costs less than fresh pages. From there on an
+  anonymous memory mapping: zero pages until written, page aligned so that
+  XLA's CPU client uses it in place instead of copying it, and with
+  transparent huge pages where the kernel offers them (as numpy asks for
+  its own large arrays), so that a fresh 200 MB buffer costs about 100 page
+  faults instead of 50,000. Only the library writes to it, and only before
+  handing it to JAX.
   """
   dtype = np.dtype(dtype)
   count = math.prod(shape)
   size = max(count * dtype.itemsize, 1)
   if size < _HEAP_ZEROS_MAX_BYTES:
-    block = np.zeros(size + _ALIGN, np.uint8)
-    start = -block.ctypes.data % _ALIGN
-    return block[start:start + count * dtype.itemsize].view(dtype).reshape(
-        shape)
+    return np.zeros(shape, dtype)
   if hasattr(mmap, "MAP_PRIVATE"):  # POSIX; a shared mapping gets no THP
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
   else:
@@ -162,7 +159,9 @@ def to_device(x, own: bool = False):
 def _put_own(x: np.ndarray) -> tuple[jax.Array, bool]:
   """A host array of the library's own on the default device, and whether
   the result may be donated (on an accelerator, where it is a device copy;
-  on the CPU, XLA uses the host memory in place and would copy it first)."""
+  not on the CPU, where XLA uses a mapped `host_empty` array in place and
+  would copy it first: only the streamed chunks under
+  `_HEAP_ZEROS_MAX_BYTES` come here as heap arrays, which XLA copies)."""
   on_device = jax.device_put(x)
   return on_device, platform.form_of(on_device) == "accelerator"
 
