@@ -16,6 +16,7 @@ try:
 except ImportError:
   torch = None
 
+from segspaste_jax._src import cpu as cpu_lib
 from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import paste as paste_lib
 
@@ -100,7 +101,7 @@ def test_paste_traces_once_per_bucket(form):
   image = jnp.asarray(rng.random((1, 128, 128, 3)).astype(np.float32))
   chex.clear_trace_counter()
   traced = chex.assert_max_traces(n=1)(paste_lib.paste_core)
-  jitted = jax.jit(traced, static_argnames=("form", "max_radius"))
+  jitted = jax.jit(traced, static_argnames=("form",))
   feathers = (11, 30, 50) if form == "cpu" else (0, 11, 100)
   for count, feather in zip((1, 3, 4), feathers):
     packed = pack_segs(_layout(rng, 1, 128, 128, count), image.shape)
@@ -161,11 +162,11 @@ def test_blur_forms_match_reference(feather):
     sizes.append((h, w))
   masks = jnp.asarray(np.stack(masks))
   sizes = jnp.asarray(sizes, jnp.int32)
-  max_radius = feather_lib.cpu_max_radius(feather)
+  max_radius = cpu_lib.Form.for_feather(feather).max_radius
   forms = {
       "matrix": lambda m, hw: feather_lib.blur_matrix_form(
           m, hw[0], hw[1], jnp.int32(feather)),
-      "banded": lambda m, hw: feather_lib.blur_banded(
+      "banded": lambda m, hw: cpu_lib.blur_banded(
           m, hw[0], hw[1], jnp.int32(feather), max_radius),
   }
   for name, one in forms.items():
@@ -178,7 +179,7 @@ def test_blur_forms_match_reference(feather):
 
 
 def test_cpu_radius_buckets():
-  buckets = [feather_lib.cpu_max_radius(f) for f in range(101)]
+  buckets = [cpu_lib.Form.for_feather(f).max_radius for f in range(101)]
   assert len(set(buckets)) <= 5
   assert all(f <= b for f, b in enumerate(buckets))
   assert buckets == sorted(buckets)

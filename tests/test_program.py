@@ -18,7 +18,7 @@ import cases
 from cases import seg
 import reference
 from segspaste_jax import pack_segs, paste, segs_paste
-from segspaste_jax._src import feather as feather_lib
+from segspaste_jax._src import cpu as cpu_lib
 from segspaste_jax._src import paste as paste_lib
 
 N, H, W, C = 2, 96, 112, 3
@@ -95,7 +95,7 @@ def test_feather_sweep_compiles_few_programs(compile_counter):
     want = reference.segs_paste(image, segs, feather=feather, alpha=200)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5,
                                err_msg=f"feather {feather}")
-  assert 1 <= len(compile_counter) <= len(feather_lib.CPU_RADIUS_BUCKETS)
+  assert 1 <= len(compile_counter) <= len(cpu_lib.RADIUS_BUCKETS)
 
 
 def test_accelerator_form_one_program_for_every_feather(compile_counter):

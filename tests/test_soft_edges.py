@@ -87,14 +87,12 @@ def test_both_forms_one_program_for_both_modes(form, compile_counter):
   case = next(c for c in map(cases.random_case, range(7100, 7200))
               if len(c.segs[1]) >= 3 and c.ref_image_opt is None)
   packed = pack_segs(case.segs, case.image.shape).strip_meta()
-  run = jax.jit(paste_lib.paste_core,
-                static_argnames=("form", "max_radius", "rgba_mode"))
+  run = jax.jit(paste_lib.paste_core, static_argnames=("form", "rgba_mode"))
   before = len(compile_counter)
   for mode in ("node", "soft_edges"):
     got = np.asarray(run(case.image, packed, 5, 255, None,
-                         mode == "soft_edges", form=form,
-                         max_radius=paste_lib.static_args(form, 5)[
-                             "max_radius"]))
+                         mode == "soft_edges",
+                         **paste_lib.static_args(form, 5)))
     want = reference.segs_paste(case.image, case.segs, 5, 255,
                                 feather_mode=mode)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -11,7 +11,7 @@ Impact Pack (2025 on) blends:
 | 4 <- 3   | as 4 <- 4 with `a2 = 1`: `a1 (1 - m) + m`  |                         |
 | 3 <- 4   | `e = m a2`, then `(1 - e) rgb1 + e rgb2`  | -                       |
 
-`validate.RGBA_MODES`: "composite" is today's node; "legacy" the node
+`RGBA_MODES`: "composite" is today's node; "legacy" the node
 before 2025, which blended an RGBA crop into an RGBA image like colour,
 alpha included (the mixed rows are today's in both modes: the old node
 crashed there).
@@ -24,11 +24,18 @@ import functools
 import jax
 import jax.numpy as jnp
 
+RGBA_MODES = ("composite", "legacy")
+
+
+def compatible_channels(image_channels: int, pasted: int) -> bool:
+  """Whether `pasted`-channel pixels may go into the image: the same
+  count, or RGB and RGBA either way (today's node's rules)."""
+  return image_channels == pasted or {image_channels, pasted} <= {3, 4}
 
 
 def rule(image_channels: int, pasted_channels: int, rgba_mode: str) -> str:
   """The static blend rule for a channel pair (those that
-  `validate.compatible_channels` allows)."""
+  `compatible_channels` allows)."""
   if image_channels == 4 and rgba_mode == "composite":
     return "over"
   if image_channels == 3 and pasted_channels == 4:

@@ -8,23 +8,17 @@ that. Here masks are padded to a bucket, their real size is traced, and so
 are `feather` and the kernel radius: one compiled program serves every
 feather.
 
-Two forms compute the same blur (`segspaste_jax._src.platform`):
-
-- `axis_matrix`: the blur along one axis as a `[rows, L]` matrix whose
-  entries are the Gaussian taps with the reflection folded in (and,
-  optionally, the bilinear resize that follows it in the node and the cut
-  to a window). Applying it is a matrix product: what GPUs and TPUs do best,
-  with no data-dependent shapes or branches.
-- `blur_banded`: shifted sums over a reflect-padded array (an unrolled sum
-  up to radius 10, a banded block matrix product beyond), for XLA:CPU, where
-  a dense `L x L` product per mask costs far more than the band. Its static
-  maximum radius is one of `CPU_RADIUS_BUCKETS`.
+The blur along one axis is a `[rows, L]` matrix (`axis_matrix`) whose
+entries are the Gaussian taps with the reflection folded in and, optionally,
+the bilinear resize that follows it in the node and the cut to a window.
+Applying it is a matrix product: what GPUs and TPUs do best, with no
+data-dependent shapes or branches. (The CPU form of the paste blurs by
+banded sums instead: `segspaste_jax._src.cpu`.)
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 
 import jax
 import jax.numpy as jnp
@@ -32,12 +26,8 @@ from jax import lax
 
 SIGMA = 10.0  # fixed by the node, independent of the kernel size
 MAX_FEATHER = 100  # the node's range is 0..100
-# The CPU form's static maximum radii: a feather is blurred with the first
-# bucket that holds it (traced feathers with the last), so a sweep over
-# 0..100 compiles at most this many CPU programs.
-CPU_RADIUS_BUCKETS = (3, 6, 10, 50, 100)
-_UNROLLED_MAX_RADIUS = 10  # CPU: unrolled sums up to here, banded GEMM after
-_BLOCK = 128  # output samples per block of the banded matrix product
+# "node": the node's feathering; "soft_edges": the same times `edge_ramp`.
+FEATHER_MODES = ("node", "soft_edges")
 
 
 def effective_radius(feather, short_side):
@@ -62,27 +52,15 @@ def effective_radius(feather, short_side):
   return jnp.where(f <= 0, 0, (k_eff - 1) // 2)
 
 
-def cpu_max_radius(feather) -> int:
-  """The CPU form's static maximum radius for `feather`.
-
-  The first of `CPU_RADIUS_BUCKETS` that holds a concrete feather; the
-  largest for a traced one.
-  """
-  if isinstance(feather, jax.core.Tracer):
-    return CPU_RADIUS_BUCKETS[-1]
-  feather = operator.index(feather)
-  return next((b for b in CPU_RADIUS_BUCKETS if feather <= b),
-              CPU_RADIUS_BUCKETS[-1])
-
-
-def _gauss(d):
+def gauss(d):
+  """The unnormalised Gaussian tap at offset `d` (sigma 10)."""
   return jnp.exp(-0.5 * (d / SIGMA) ** 2)
 
 
 def _norm(radius, dtype):
   """Sum of the taps at offsets `-radius .. radius`."""
   t = jnp.arange(-MAX_FEATHER, MAX_FEATHER + 1, dtype=dtype)
-  return jnp.sum(jnp.where(jnp.abs(t) <= radius, _gauss(t), 0.0))
+  return jnp.sum(jnp.where(jnp.abs(t) <= radius, gauss(t), 0.0))
 
 
 def _reflected_taps(k, j, n, radius, dtype):
@@ -97,7 +75,7 @@ def _reflected_taps(k, j, n, radius, dtype):
   """
   def tap(t, ok):
     return jnp.where(ok & (jnp.abs(t) <= radius),
-                     _gauss(t.astype(dtype)), 0.0)
+                     gauss(t.astype(dtype)), 0.0)
 
   weights = (tap(j - k, True) + tap(-j - k, j > 0)
              + tap(2 * (n - 1) - j - k, j < n - 1))
@@ -220,115 +198,6 @@ def blur_matrix_form(mask, height, width, feather):
 def _inside(shape, height, width):
   return ((jnp.arange(shape[0]) < height)[:, None]
           & (jnp.arange(shape[1]) < width)[None, :])
-
-
-# ----------------------------------------------------------------------------
-# The CPU form: banded sums over a reflect-padded array.
-
-def _taps(max_radius: int, radius, dtype):
-  """Normalised Gaussian taps at offsets -R..R, zero beyond `radius`."""
-  d = jnp.arange(-max_radius, max_radius + 1, dtype=dtype)
-  g = jnp.where(jnp.abs(d) <= radius, _gauss(d), 0.0)
-  return g / jnp.sum(g)
-
-
-def _reflect_pad(x, n, max_radius: int, axis: int):
-  """Pads `x[:n]` along `axis` by `R` on each side in reflect mode.
-
-  `x` is zero at and past `n` (a traced scalar). The near edge mirrors a
-  static slice; the far edge mirrors a `q`-wide slab cut out at `n` and
-  written back after it (`dynamic_slice` on whole arrays is slow on CPU;
-  on thin slabs it is not). Returns `[..., L + 2R, ...]` whose entry `R + p`
-  holds `x[reflect(p)]` for every `p` a tap within `radius <= n - 1` reads.
-  """
-  axis = axis % x.ndim
-  length = x.shape[axis]
-  q = min(max_radius, length - 1)
-  width = lambda lo, hi: [(lo, hi) if a == axis else (0, 0)
-                          for a in range(x.ndim)]
-  padded = jnp.pad(x, width(max_radius, max_radius))
-  if q <= 0:
-    return padded
-  near = lax.rev(lax.slice_in_dim(x, 1, q + 1, axis=axis), (axis,))
-  padded = lax.dynamic_update_slice_in_dim(padded, near, max_radius - q, axis)
-  # x[n - 1 - q : n - 1], reversed, lands at p = n .. n + q - 1
-  tail = lax.dynamic_slice_in_dim(jnp.pad(x, width(q, 0)), n - 1, q, axis)
-  return lax.dynamic_update_slice_in_dim(padded, lax.rev(tail, (axis,)),
-                                         max_radius + n, axis)
-
-
-def _blur_axis(x, n, radius, max_radius: int, axis: int):
-  """Blurs `x` along `axis` (real length `n`, traced) with reflect padding.
-
-  A correlation over static shifts of the reflect-padded array, which XLA
-  fuses into one loop, or (past `_UNROLLED_MAX_RADIUS`) a banded matrix
-  product; taps beyond the traced `radius` are zero. Entries at and past
-  `n` come out as junk for the caller to mask. `x` must be finite: in the
-  matrix product a NaN reaches every output of its block.
-  """
-  axis = axis % x.ndim
-  length = x.shape[axis]
-  taps = _taps(max_radius, radius, x.dtype)
-  # materialise the padded array once, or XLA re-fuses it into every shift
-  padded = lax.optimization_barrier(_reflect_pad(x, n, max_radius, axis))
-  if max_radius <= _UNROLLED_MAX_RADIUS:
-    shifted = lambda t: lax.slice_in_dim(padded, t, t + length, axis=axis)
-    out = taps[0] * shifted(0)
-    for t in range(1, 2 * max_radius + 1):
-      out = out + taps[t] * shifted(t)
-    return out
-  return _blur_axis_blocks(padded, taps, length, axis, max_radius)
-
-
-def _blur_axis_blocks(padded, taps, length: int, axis: int, max_radius: int):
-  """`out[k] = sum_t taps[t] * padded[k + t]` along `axis`, `k < length`.
-
-  The padded axis is cut into overlapping blocks of `block + 2R` samples
-  and each block multiplied by one `[block + 2R, block]` Toeplitz matrix of
-  the taps: about twice the multiply-adds of the shifted sums, in a GEMM,
-  and a compile time that does not grow with the radius.
-  """
-  block = _BLOCK
-  span = block + 2 * max_radius
-  p = jnp.moveaxis(padded, axis, -1)
-  blocks = -(-length // block)
-  short = blocks * block + 2 * max_radius - p.shape[-1]
-  if short > 0:
-    p = jnp.pad(p, [(0, 0)] * (p.ndim - 1) + [(0, short)])
-  stacked = jnp.stack([p[..., j * block:j * block + span]
-                       for j in range(blocks)], axis=-2)
-  d = jnp.arange(span)[:, None] - jnp.arange(block)[None, :]
-  toeplitz = jnp.where((d >= 0) & (d <= 2 * max_radius),
-                       taps[jnp.clip(d, 0, 2 * max_radius)], 0)
-  out = jnp.matmul(stacked, toeplitz, precision=lax.Precision.HIGHEST)
-  out = out.reshape(out.shape[:-2] + (blocks * block,))[..., :length]
-  return jnp.moveaxis(out, -1, axis)
-
-
-def blur_banded(mask, height, width, feather, max_radius: int):
-  """Feathers zero-padded masks by banded sums (the CPU form).
-
-  Args:
-    mask: `[..., Hb, Wb]` float, real content in `[..., :height, :width]`,
-      zeros after (and finite).
-    height, width: int32 scalars, the masks' real size (>= 1).
-    feather: int32 scalar (traced), at most `max_radius`.
-    max_radius: static, one of `CPU_RADIUS_BUCKETS`.
-
-  Returns:
-    `[..., Hb, Wb]` blurred masks, zero outside `[:height, :width]`; the
-    mask itself where the radius is 0 (a real branch: no work).
-  """
-  radius = effective_radius(feather, jnp.minimum(height, width))
-
-  def blur(mask):
-    rows = jnp.arange(mask.shape[-2])[:, None] < height
-    cols = jnp.arange(mask.shape[-1])[None, :] < width
-    out = jnp.where(cols, _blur_axis(mask, width, radius, max_radius, -1), 0.0)
-    out = _blur_axis(out, height, radius, max_radius, -2)
-    return jnp.where(rows & cols, out, 0.0)
-
-  return lax.cond(radius > 0, blur, lambda m: m, mask)
 
 
 def gaussian_blur_mask(mask, feather) -> jax.Array:

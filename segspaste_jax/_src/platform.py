@@ -1,7 +1,8 @@
 """Which form of the paste program to build: the one backend switch.
 
 Everything that depends on the backend asks here. The paste has two forms
-of one computation (`segspaste_jax._src.paste`):
+of one computation (`segspaste_jax._src.accelerator` and
+`segspaste_jax._src.cpu`; `paste.paste_core` picks one):
 
 - "accelerator": straight-line, for GPUs and TPUs: every segment's mask is
   feathered and resized at once (`vmap`, matrix products), then the

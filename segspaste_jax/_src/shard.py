@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from segspaste_jax._src import arrays, platform, validate
-from segspaste_jax._src.paste import paste_core, static_args
+from segspaste_jax._src import arrays, platform
+from segspaste_jax._src.paste import check_modes, paste_core, static_args
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
@@ -134,7 +134,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     cut back to N frames and comes back replicated on every device (a JAX
     array cannot hold uneven shards).
   """
-  soft = validate.check_modes(feather_mode, rgba_mode)
+  soft = check_modes(feather_mode, rgba_mode)
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "
@@ -174,15 +174,14 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
-                                             "ref_spec", "form", "max_radius",
-                                             "rgba_mode"))
+                                             "ref_spec", "form", "rgba_mode"))
 def _sharded(image, packed, feather, alpha, ref_image, soft, *, frames, mesh,
-             packed_specs, ref_spec, form, max_radius, rgba_mode):
+             packed_specs, ref_spec, form, rgba_mode):
   def local(image, packed, feather, alpha, ref_image, soft):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
     return paste_core(image, packed, feather, alpha, ref_image, soft,
-                      form=form, max_radius=max_radius, rgba_mode=rgba_mode)
+                      form=form, rgba_mode=rgba_mode)
 
   out = jax.shard_map(local, mesh=mesh,
                       in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,

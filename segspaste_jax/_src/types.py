@@ -36,6 +36,9 @@ Attributes:
   control_net_wrapper: any object or None (not used by the paste).
 """
 
+# The channel counts of an IMAGE: grey, RGB, RGBA.
+CHANNELS = (1, 3, 4)
+
 # The fields every SEG must have (control_net_wrapper may be missing).
 REQUIRED_FIELDS = SEG._fields[:-1]
 
