@@ -1,12 +1,15 @@
-"""`segs_paste`: the node's `doit` as one function, SEGS in, JAX array out."""
+"""The node-style public functions: `segs_paste` (the node's `doit`, SEGS in,
+JAX array out) and `pack_segs` (SEGS into the packed pytree). Both check
+their input through `validate` first."""
 
 from __future__ import annotations
 
 import jax
 
-from segspaste_jax._src import arrays, inputs
+from segspaste_jax._src import arrays, packing, validate
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
+from segspaste_jax._src.types import PackedSegs
 
 
 def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
@@ -59,19 +62,64 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   Raises:
     TypeError, ValueError: naming the argument (and SEG index) on bad input.
   """
-  call = inputs.prepare(image, segs, feather, alpha, ref_image_opt,
-                        feather_mode=feather_mode, rgba_mode=rgba_mode,
-                        node_axis_mixup=node_axis_mixup,
-                        bucket_size=bucket_size, max_segments=max_segments,
-                        place=mesh is None)
+  opts = validate.options(feather, alpha, feather_mode=feather_mode,
+                          rgba_mode=rgba_mode,
+                          node_axis_mixup=node_axis_mixup,
+                          bucket_size=bucket_size, max_segments=max_segments)
+  call = validate.prepare(image, segs, ref_image_opt, opts,
+                          place=mesh is None)
   if mesh is not None:  # host arrays: each process reads only its shards
-    out = sharded_paste(call.image, call.packed, feather=call.feather,
-                        alpha=call.alpha, ref_image=call.ref, mesh=mesh,
-                        **call.modes)
+    out = sharded_paste(call.image, call.packed, ref_image=call.ref,
+                        mesh=mesh, **opts.paste_kwargs())
   else:
-    out = paste(call.image, call.packed, feather=call.feather,
-                alpha=call.alpha, ref_image=call.ref,
-                donate_image=call.owned, **call.modes)
+    out = paste(call.image, call.packed, ref_image=call.ref,
+                donate_image=call.owned, **opts.paste_kwargs())
   if call.wait:  # the paste reads the caller's own tensor: done before we go
     out.block_until_ready()
   return arrays.from_unit_float(out) if call.as_uint8 else out
+
+
+def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
+              max_segments: int | None = None, with_crops: bool = True,
+              node_axis_mixup: bool = False) -> PackedSegs:
+  """Converts torch-style SEGS into a fixed-shape `PackedSegs` (numpy leaves).
+
+  Applies the node's host-side rules: scale match when the SEGS' source size
+  differs from the image's (Pillow LANCZOS for crops with 3 or 4 channels,
+  bilinear otherwise), and the mask batch rules (per-frame masks when
+  `M == N`, bitwise-OR combination when `M > 1` differs from `N`). Masks are
+  packed at their own size; `paste` feathers them there and resizes them to
+  the pasted pixels' size afterwards, as the node does.
+
+  Given a list of SEGS, one per image (`[segs_0, ..., segs_N-1]`), each
+  image's SEGS are read as the node reads them for that image alone (a
+  batch of one: crop frame 0, mask batches of `M > 1` combined), and all are
+  packed into one shared bucket with a leading image axis (`PackedSegs.
+  per_image`), which `paste` takes directly.
+
+  Args:
+    segs: `((H0, W0), [SEG, ...])` with numpy/torch/JAX arrays, mixed
+      freely; or a list of N of them, one per image.
+    image_shape: `(N, H, W, C)` of the image the SEGS will be pasted into.
+    bucket_size: padded side of crops and masks; default the largest side
+      rounded up to a multiple of 64, at least 128.
+    max_segments: padded segment count (per image, for a list); default the
+      next power of two, at least 4.
+    with_crops: False skips `cropped_image` entirely (what the node does when
+      `ref_image_opt` is given); the crops are then left empty.
+    node_axis_mixup: scale crop regions as the node does (`y1` by the width's
+      factor, `x2` by the height's); only differs for non-uniform scales.
+
+  Returns:
+    A `PackedSegs` of new numpy arrays (zero padded, see `PackedSegs`),
+    ready for `jax.device_put` or a jitted call.
+
+  Raises:
+    TypeError, ValueError: with the argument, the SEG index and what was
+      expected, wherever the node would crash or silently misbehave.
+  """
+  shape = validate.check_image_shape(image_shape, "image_shape")
+  opts = validate.options(node_axis_mixup=node_axis_mixup,
+                          bucket_size=bucket_size, max_segments=max_segments)
+  read = validate.read_segs(segs, shape, opts, with_crops=with_crops)
+  return packing.pack(read, shape, with_crops=with_crops)

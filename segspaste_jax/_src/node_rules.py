@@ -12,34 +12,11 @@ import dataclasses
 import os
 import sys
 import warnings
-from typing import Any
 
 import numpy as np
 
 from segspaste_jax._src import resample
-
-MAX_COORDINATE = 1 << 30  # crop regions stay far inside int32
-
-
-@dataclasses.dataclass
-class Seg:
-  """One SEG as read and checked at the door (numpy arrays)."""
-  crop: np.ndarray | None      # [F, h, w, C] float
-  mask: np.ndarray             # [h, w] or [M, h, w] float
-  region: tuple[int, int, int, int]
-  bbox: tuple
-  confidence: float
-  label: str
-  wrapper: Any
-
-
-def check_coordinates(region, name: str, scaled_from=None) -> None:
-  """Raises unless every coordinate is within +-`MAX_COORDINATE`."""
-  # The core holds regions as int32 and offsets them by image-sized amounts.
-  if max(abs(v) for v in region) > MAX_COORDINATE:
-    origin = "" if scaled_from is None else f"{scaled_from} scales to "
-    raise ValueError(f"{name}: expected coordinates within "
-                     f"+-{MAX_COORDINATE}, got {origin}{region}")
+from segspaste_jax._src.types import Seg
 
 
 def needs_scale_match(source_size, image_hw) -> bool:
@@ -48,34 +25,33 @@ def needs_scale_match(source_size, image_hw) -> bool:
   return (h0, w0) != tuple(image_hw) and h0 != 0 and w0 != 0
 
 
-def scale_match(seg: Seg, where: str, rh: float, rw: float,
-                node_axis_mixup: bool) -> Seg:
-  """The node's `segs_scale_match` for one SEG, each axis by its own factor.
-
-  `where` names the SEG in messages (`segs[1][3]`).
+def scale_box(box, rh: float, rw: float, node_axis_mixup: bool) -> tuple:
+  """A box `(x1, y1, x2, y2)` scaled as the node's `segs_scale_match` does.
 
   Coordinates are truncated (`int()`) as the node does. The node scales
   `y1` by `rw` and `x2` by `rh`; `node_axis_mixup=True` reproduces that
-  (identical whenever the scale is uniform). The mask is resized bilinearly
-  and the crop as `resample.resize_crop` does, to the new region's size.
+  (identical whenever the scale is uniform); otherwise each axis is scaled
+  by its own factor.
   """
-  def scaled(box):
-    x1, y1, x2, y2 = box
-    if node_axis_mixup:
-      return int(x1 * rw), int(y1 * rw), int(x2 * rh), int(y2 * rh)
-    return int(x1 * rw), int(y1 * rh), int(x2 * rw), int(y2 * rh)
+  x1, y1, x2, y2 = box
+  if node_axis_mixup:
+    return int(x1 * rw), int(y1 * rw), int(x2 * rh), int(y2 * rh)
+  return int(x1 * rw), int(y1 * rh), int(x2 * rw), int(y2 * rh)
 
-  region = scaled(seg.region)
+
+def scale_match(seg: Seg, rh: float, rw: float, node_axis_mixup: bool) -> Seg:
+  """The node's `segs_scale_match` for one SEG (whose scaled region must
+  not be empty): the region and bbox scaled by `scale_box`, the mask
+  resized bilinearly and the crop as `resample.resize_crop` does, to the new
+  region's size."""
+  region = scale_box(seg.region, rh, rw, node_axis_mixup)
   new_w, new_h = region[2] - region[0], region[3] - region[1]
-  if new_w <= 0 or new_h <= 0:
-    raise ValueError(f"{where}.crop_region: {seg.region} scales to "
-                     f"{region}, an empty region (the node crashes here)")
-  check_coordinates(region, f"{where}.crop_region", seg.region)
   mask = resample.resize_bilinear(seg.mask, new_h, new_w)
   crop = None if seg.crop is None else resample.resize_crop(seg.crop, new_h,
                                                             new_w)
   return dataclasses.replace(seg, crop=crop, mask=mask, region=region,
-                             bbox=scaled(seg.bbox))
+                             bbox=scale_box(seg.bbox, rh, rw,
+                                            node_axis_mixup))
 
 
 def combine_mask_batch(mask: np.ndarray) -> np.ndarray:
@@ -89,13 +65,13 @@ def combine_mask_batch(mask: np.ndarray) -> np.ndarray:
       np.float32)
 
 
-def paste_mask(seg: Seg, where: str, frames: int) -> np.ndarray:
+def paste_mask(mask: np.ndarray, where: str, frames: int) -> np.ndarray:
   """The mask the node pastes with: `[h, w]`, `[1, h, w]` or `[N, h, w]`.
 
-  Warns (as the node prints) when `M > 1` frames are combined; the warning
-  points at the line outside this package that called into it.
+  Warns (as the node prints) when `M > 1` frames are combined; `where`
+  names the SEG, and the warning points at the line outside this package
+  that called into it.
   """
-  mask = seg.mask
   if mask.ndim == 3 and 1 < len(mask) != frames:
     warnings.warn(
         f"{where}.cropped_mask has {len(mask)} frames for an image "

@@ -1,150 +1,23 @@
-"""Torch-style SEGS in and out: reading, checking and packing into buckets.
+"""Packing: SEGS read on the host into the fixed-shape `PackedSegs`, and back.
 
-`pack_segs` is the door between ComfyUI's data and the jitted core: it
-reads every SEG (numpy, torch or JAX fields, mixed freely), checks what the
-node would crash or silently misbehave on, applies the node's host-side
-rules (`node_rules`) and pads the segments into a `PackedSegs` of bucketed
-shapes, on the host with numpy. `unpack_segs` goes back.
+`pack` writes what `validate.read_segs` read and checked into zero-padded
+buckets with numpy: every crop and mask padded to one square side, the
+segment count to a number of slots, so that different layouts reuse one
+compiled program. It checks nothing: what it is handed is valid.
+`unpack_segs` turns a `PackedSegs` back into torch-style SEGS.
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from typing import Sequence
-
 import numpy as np
 
-from segspaste_jax._src import arrays, node_rules, validate
-from segspaste_jax._src.types import (ARRAY_FIELDS, REQUIRED_FIELDS, SEG,
-                                      Opaque, PackedSegs, SegsMeta)
+from segspaste_jax._src import arrays
+from segspaste_jax._src.types import (ARRAY_FIELDS, SEG, Opaque, PackedSegs,
+                                      SegsMeta)
 
 MIN_BUCKET = 128   # one bucket covers every crop side up to 128
 BUCKET_STEP = 64
 MIN_SEGMENTS = 4
-# Masks may overshoot [0, 1] by float rounding (e.g. after an upstream
-# bilinear resize); anything further out is an error.
-MASK_TOLERANCE = 1e-3
-MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
-
-
-def _ints(value, name: str, count: int = 4) -> tuple[int, ...]:
-  try:
-    # tolist: a 2-D or 0-d array is not 4 integers, and bools stay bools
-    items = list(arrays.to_numpy(value, name).tolist()) if hasattr(
-        value, "shape") else list(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected {count} integers, got {value!r}") from None
-  if len(items) != count or any(
-      isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__")
-      for v in items):
-    raise TypeError(f"{name}: expected {count} integers (x1, y1, x2, y2), "
-                    f"got {value!r}")
-  return tuple(operator.index(v) for v in items)
-
-
-def _numbers(value, name: str) -> tuple:
-  try:
-    items = list(arrays.to_numpy(value, name).reshape(-1)) if hasattr(
-        value, "shape") else list(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected 4 numbers, got {value!r}") from None
-  if len(items) != 4 or not all(
-      isinstance(v, (int, float, np.integer, np.floating))
-      and not isinstance(v, (bool, np.bool_)) for v in items):
-    raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), "
-                    f"got {value!r}")
-  return tuple(v.item() if hasattr(v, "item") else v for v in items)
-
-
-def _read_mask(value, name: str) -> np.ndarray:
-  if value is None:
-    raise TypeError(f"{name}: expected a [h, w] or [M, h, w] float array, "
-                    "got None")
-  mask = arrays.to_numpy(value, name)
-  validate.check_float_array(mask, name)
-  if mask.ndim not in (2, 3) or min(mask.shape) < 1:
-    raise ValueError(f"{name}: expected a non-empty [h, w] or [M, h, w] "
-                     f"mask, got shape {mask.shape}")
-  low, high = float(mask.min()), float(mask.max())  # NaN propagates
-  if not (math.isfinite(low) and math.isfinite(high)):
-    raise ValueError(f"{name}: contains NaN or infinite values")
-  if low < -MASK_TOLERANCE or high > 1 + MASK_TOLERANCE:
-    raise ValueError(f"{name}: expected values in [0, 1], got "
-                     f"[{low:g}, {high:g}]")
-  return mask
-
-
-def _read_crop(value, name: str, channels: int, frames: int) -> np.ndarray:
-  crop = arrays.to_numpy(value, name)
-  if crop.dtype != np.uint8:
-    validate.check_float_array(crop, name)
-  if crop.ndim != 4 or min(crop.shape[:3]) < 1:
-    raise ValueError(f"{name}: expected a non-empty [F, h, w, C] array, "
-                     f"got shape {crop.shape}")
-  if not validate.compatible_channels(channels, crop.shape[3]):
-    raise ValueError(f"{name}: expected {validate.pasted_channels(channels)} "
-                     f"channels for a {channels}-channel image, got shape "
-                     f"{crop.shape}")
-  if 1 < crop.shape[0] < frames:
-    raise ValueError(f"{name}: has {crop.shape[0]} frames for an image of "
-                     f"{frames}; expected 1 (used for every frame) or at "
-                     f"least {frames}")
-  crop = arrays.host_unit_float(crop)
-  if not validate.all_finite(crop):
-    raise ValueError(f"{name}: contains NaN or infinite values")
-  return crop
-
-
-def read_seg(seg, where: str, channels: int, frames: int,
-             with_crops: bool) -> node_rules.Seg:
-  """Reads and checks one SEG; messages name it `where` (`segs[1][3]`)."""
-  missing = [f for f in REQUIRED_FIELDS if not hasattr(seg, f)]
-  if missing:
-    raise TypeError(f"{where}: expected a SEG with fields {REQUIRED_FIELDS}, "
-                    f"missing {missing} on {type(seg).__name__}")
-  mask = _read_mask(seg.cropped_mask, f"{where}.cropped_mask")
-  crop = None
-  if with_crops and seg.cropped_image is not None:
-    crop = _read_crop(seg.cropped_image, f"{where}.cropped_image", channels,
-                      frames)
-  region = _ints(seg.crop_region, f"{where}.crop_region")
-  x1, y1, x2, y2 = region
-  if x2 <= x1 or y2 <= y1:
-    raise ValueError(f"{where}.crop_region: expected x1 < x2 and y1 < y2, "
-                     f"got {region}")
-  node_rules.check_coordinates(region, f"{where}.crop_region")
-  bbox = _numbers(seg.bbox, f"{where}.bbox")
-  try:
-    confidence = float(seg.confidence)
-  except (TypeError, ValueError):
-    raise TypeError(f"{where}.confidence: expected a number, got "
-                    f"{seg.confidence!r}") from None
-  return node_rules.Seg(crop, mask, region, bbox, confidence, seg.label,
-                        getattr(seg, "control_net_wrapper", None))
-
-
-def read_segs(segs, name: str = "segs"
-              ) -> tuple[tuple[int, int], Sequence]:
-  """Checks the outer form `((H0, W0), [SEG, ...])`; returns both parts."""
-  if not isinstance(segs, (tuple, list)) or len(segs) != 2:
-    raise TypeError(f"{name}: expected a 2-tuple ((H0, W0), [SEG, ...]), got "
-                    f"{type(segs).__name__}"
-                    + (f" of length {len(segs)}" if hasattr(segs, "__len__")
-                       else ""))
-  size, items = segs
-  try:
-    h0, w0 = (operator.index(v) for v in size)
-  except (TypeError, ValueError):
-    raise TypeError(f"{name}[0]: expected the source size (H0, W0) as two "
-                    f"integers, got {size!r}") from None
-  if h0 < 0 or w0 < 0:
-    raise ValueError(f"{name}[0]: expected a non-negative size, got "
-                     f"{(h0, w0)}")
-  if not isinstance(items, (list, tuple)) or hasattr(items, "cropped_mask"):
-    raise TypeError(f"{name}[1]: expected a list of SEG, got "
-                    f"{type(items).__name__}")
-  return (h0, w0), items
 
 
 def _round_up(value: int, step: int) -> int:
@@ -161,94 +34,98 @@ def default_max_segments(count: int) -> int:
   return max(MIN_SEGMENTS, 1 << max(count - 1, 0).bit_length())
 
 
-def is_per_image(segs) -> bool:
-  """Whether `segs` is a list of SEGS, one per image, rather than one SEGS.
-
-  One SEGS is `((H0, W0), [SEG, ...])`: its first item is the size. A list
-  of SEGS is a list whose items are such pairs.
-  """
-  if not isinstance(segs, list) or not segs:
-    return False
-  return all(isinstance(s, (tuple, list)) and len(s) == 2
-             and isinstance(s[0], (tuple, list)) and len(s[0]) == 2
-             and isinstance(s[1], (tuple, list)) for s in segs)
-
-
-def _read_all(segs, shape, with_crops: bool, node_axis_mixup: bool,
-              name: str):
-  """One SEGS read, checked and put through the node's host-side rules:
-  `(source_size, [Seg, ...], [mask the node pastes with, ...])`."""
-  n, h, w, c = shape
-  source, items = read_segs(segs, name)
-  read = [read_seg(s, f"{name}[1][{i}]", c, n, with_crops)
-          for i, s in enumerate(items)]
-  if node_rules.needs_scale_match(source, (h, w)):
-    rh, rw = h / source[0], w / source[1]
-    read = [node_rules.scale_match(s, f"{name}[1][{i}]", rh, rw,
-                                   node_axis_mixup)
-            for i, s in enumerate(read)]
-    source = (h, w)
-  masks = [node_rules.paste_mask(s, f"{name}[1][{i}]", n)
-           for i, s in enumerate(read)]
-  return source, read, masks
-
-
-def _largest_side(read, masks, h: int, w: int) -> int:
-  sides = [1]
-  for s, m in zip(read, masks):
-    x1, y1, x2, y2 = s.region
-    sides += [*m.shape[-2:], min(y2, h) - max(y1, 0), min(x2, w) - max(x1, 0)]
-    if s.crop is not None:
-      sides += s.crop.shape[1:3]
-  return max(sides)
-
-
-def _crop_channels(read, default: int) -> int:
+def _crop_channels(segs, default: int) -> int:
   # One channel count for all crops: RGB crops beside RGBA ones become
   # opaque RGBA (alpha 1), which every blend rule treats as RGB.
-  return max([s.crop.shape[3] for s in read if s.crop is not None],
+  return max([s.crop.shape[3] for s in segs if s.crop is not None],
              default=default)
 
 
-def _buckets(side: int, count: int, bucket_size, max_segments,
-             per_image: bool = False):
-  bucket = default_bucket_size(side) if bucket_size is None else bucket_size
-  if bucket < side:
-    raise ValueError(f"bucket_size: {bucket} is smaller than the largest "
-                     f"crop/mask/region side {side}")
-  slots = default_max_segments(count) if max_segments is None else max_segments
-  if slots < count:
-    raise ValueError(f"max_segments: {slots} is fewer than the {count} "
-                     "segments" + (" of one image" if per_image else ""))
-  return bucket, slots
+def pack(read, image_shape, *, with_crops: bool = True,
+         frames=None) -> PackedSegs:
+  """Writes SEGS read by `validate.read_segs` into a `PackedSegs`.
+
+  Args:
+    read: a `validate.ReadSegs`.
+    image_shape: `(N, H, W, C)` of the image (of the chunk, with `frames`).
+    with_crops: False leaves the crops empty (`[S, 1, 1, 1, C]`).
+    frames: optional int array of at most N frame numbers in
+      `[0, read.frames)`: pack for a chunk of a longer sequence, frame `k`
+      of every per-frame crop and mask being the sequence's frame
+      `frames[k]` (and zeros past `len(frames)`). One SEGS only.
+
+  Returns:
+    A `PackedSegs` of new numpy arrays (zero padded, see `PackedSegs`).
+  """
+  n, _, _, c = image_shape
+  bucket, slots = read.bucket, read.slots
+  if read.per_image:
+    return _pack_per_image(read, image_shape, with_crops)
+  (source,), (segs,) = read.sources, read.segs
+  crop_frames = [len(s.crop) for s in segs if s.crop is not None]
+  if frames is None:
+    fc = max([f for f in crop_frames if f > 1], default=1)
+  else:
+    fc = n if any(f > 1 for f in crop_frames) else 1
+  fm = n if any(s.mask.ndim == 3 and len(s.mask) > 1 for s in segs) else 1
+  crops_shape = ((fc, bucket, bucket, _crop_channels(segs, c)) if with_crops
+                 else (1, 1, 1, c))
+  fields = _empty_fields((), slots, bucket, crops_shape, fm)
+  meta = _fill(segs, source, fields, fc, frames)
+  return PackedSegs(**fields, meta=meta)
 
 
-def _fill(read, masks, source, fields: dict, crop_frames_max: int) -> SegsMeta:
-  """Writes one SEGS into the zeroed arrays `fields` (one image's views)."""
+def _pack_per_image(read, image_shape, with_crops: bool) -> PackedSegs:
+  n, h, w, c = image_shape
+  bucket, slots = read.bucket, read.slots
+  channels = max(_crop_channels(segs, 0) for segs in read.segs) or c
+  # each image is a batch of one: frame 0 of every crop, one mask frame
+  crops_shape = ((1, bucket, bucket, channels) if with_crops
+                 else (1, 1, 1, c))
+  fields = _empty_fields((n,), slots, bucket, crops_shape, 1)
+  metas = tuple(
+      _fill(segs, source, {f: a[k] for f, a in fields.items()}, 1)
+      for k, (source, segs) in enumerate(zip(read.sources, read.segs)))
+  return PackedSegs(**fields, meta=SegsMeta(source_size=(h, w),
+                                            per_image=metas))
+
+
+def _fill(segs, source, fields: dict, crop_frames_max: int,
+          frames=None) -> SegsMeta:
+  """Writes one SEGS into the zeroed arrays `fields` (one image's views);
+  `frames`: see `pack`."""
   crops, packed_masks = fields["crops"], fields["masks"]
   channels = crops.shape[-1]
-  for i, (s, m) in enumerate(zip(read, masks)):
+  for i, s in enumerate(segs):
     if s.crop is not None:
       f, ch, cw, cc = s.crop.shape
-      # one crop frame serves every image frame (broadcast in `paste`);
-      # a per-image pack keeps frame 0 only (its image is a batch of one)
-      frames = min(f if f > 1 else crop_frames_max, crops.shape[1])
-      crops[i, :frames, :ch, :cw, :cc] = s.crop[:frames]
+      if frames is not None and f > 1:  # the chunk's frames
+        k, pixels = len(frames), s.crop[frames]
+      else:
+        # one crop frame serves every image frame (broadcast in `paste`);
+        # a per-image pack keeps frame 0 only (its image is a batch of one)
+        k = min(f if f > 1 else crop_frames_max, crops.shape[1])
+        pixels = s.crop[:k]
+      crops[i, :k, :ch, :cw, :cc] = pixels
       if cc < channels:
-        crops[i, :frames, :ch, :cw, 3] = 1
+        crops[i, :k, :ch, :cw, 3] = 1
       fields["crop_sizes"][i] = (ch, cw)
       fields["has_crop"][i] = True
       fields["crop_frames"][i] = min(f, crops.shape[1])
+    m = s.mask
     mh, mw = m.shape[-2:]
-    packed_masks[i, :, :mh, :mw] = m
+    if frames is not None and m.ndim == 3 and len(m) > 1:
+      packed_masks[i, :len(frames), :mh, :mw] = m[frames]
+    else:
+      packed_masks[i, :, :mh, :mw] = m
     fields["mask_sizes"][i] = (mh, mw)
     fields["mask_frames"][i] = len(m) if m.ndim == 3 else 0
     fields["regions"][i] = s.region
     fields["valid"][i] = True
     fields["bboxes"][i] = s.bbox
     fields["confidences"][i] = s.confidence
-  return SegsMeta(source_size=source, labels=tuple(s.label for s in read),
-                  wrappers=tuple(Opaque(s.wrapper) for s in read))
+  return SegsMeta(source_size=source, labels=tuple(s.label for s in segs),
+                  wrappers=tuple(Opaque(s.wrapper) for s in segs))
 
 
 def _empty_fields(lead: tuple, slots: int, bucket: int, crops_shape: tuple,
@@ -269,93 +146,6 @@ def _empty_fields(lead: tuple, slots: int, bucket: int, crops_shape: tuple,
       confidences=np.zeros(lead + (slots,), np.float64),
       crop_frames=np.zeros(lead + (slots,), np.int32),
       mask_frames=np.zeros(lead + (slots,), np.int32))
-
-
-def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
-              max_segments: int | None = None, with_crops: bool = True,
-              node_axis_mixup: bool = False) -> PackedSegs:
-  """Converts torch-style SEGS into a fixed-shape `PackedSegs` (numpy leaves).
-
-  Applies the node's host-side rules: scale match when the SEGS' source size
-  differs from the image's (Pillow LANCZOS for crops with 3 or 4 channels,
-  bilinear otherwise), and the mask batch rules (per-frame masks when
-  `M == N`, bitwise-OR combination when `M > 1` differs from `N`). Masks are
-  packed at their own size; `paste` feathers them there and resizes them to
-  the pasted pixels' size afterwards, as the node does.
-
-  Given a list of SEGS, one per image (`[segs_0, ..., segs_N-1]`), each
-  image's SEGS are read as the node reads them for that image alone (a
-  batch of one: crop frame 0, mask batches of `M > 1` combined), and all are
-  packed into one shared bucket with a leading image axis (`PackedSegs.
-  per_image`), which `paste` takes directly.
-
-  Args:
-    segs: `((H0, W0), [SEG, ...])` with numpy/torch/JAX arrays, mixed
-      freely; or a list of N of them, one per image.
-    image_shape: `(N, H, W, C)` of the image the SEGS will be pasted into.
-    bucket_size: padded side of crops and masks; default the largest side
-      rounded up to a multiple of 64, at least 128.
-    max_segments: padded segment count (per image, for a list); default the
-      next power of two, at least 4.
-    with_crops: False skips `cropped_image` entirely (what the node does when
-      `ref_image_opt` is given); the crops are then left empty.
-    node_axis_mixup: scale crop regions as the node does (`y1` by the width's
-      factor, `x2` by the height's); only differs for non-uniform scales.
-
-  Returns:
-    A `PackedSegs` of new numpy arrays (zero padded, see `PackedSegs`),
-    ready for `jax.device_put` or a jitted call.
-
-  Raises:
-    TypeError, ValueError: with the argument, the SEG index and what was
-      expected, wherever the node would crash or silently misbehave.
-  """
-  n, h, w, c = validate.check_image_shape(image_shape, "image_shape")
-  if bucket_size is not None:
-    bucket_size = validate.check_int(bucket_size, "bucket_size", 1,
-                                     MAX_PADDED)
-  if max_segments is not None:
-    max_segments = validate.check_int(max_segments, "max_segments", 0,
-                                      MAX_PADDED)
-  if is_per_image(segs):
-    return _pack_per_image(segs, (n, h, w, c), bucket_size, max_segments,
-                           with_crops, node_axis_mixup)
-  source, read, masks = _read_all(segs, (n, h, w, c), with_crops,
-                                  node_axis_mixup, "segs")
-  bucket, slots = _buckets(_largest_side(read, masks, h, w), len(read),
-                           bucket_size, max_segments)
-  frames = [len(s.crop) for s in read if s.crop is not None]
-  fc = max([f for f in frames if f > 1], default=1)
-  fm = n if any(m.ndim == 3 and len(m) > 1 for m in masks) else 1
-  crops_shape = ((fc, bucket, bucket, _crop_channels(read, c)) if with_crops
-                 else (1, 1, 1, c))
-  fields = _empty_fields((), slots, bucket, crops_shape, fm)
-  meta = _fill(read, masks, source, fields, fc)
-  return PackedSegs(**fields, meta=meta)
-
-
-def _pack_per_image(segs_list, shape, bucket_size, max_segments, with_crops,
-                    node_axis_mixup) -> PackedSegs:
-  n, h, w, c = shape
-  if len(segs_list) != n:
-    raise ValueError(f"segs: a list of {len(segs_list)} SEGS for {n} "
-                     f"images; expected one SEGS per image")
-  per_image = [_read_all(s, (1, h, w, c), with_crops, node_axis_mixup,
-                         f"segs[{k}]") for k, s in enumerate(segs_list)]
-  side = max(_largest_side(read, masks, h, w) for _, read, masks in per_image)
-  count = max(len(read) for _, read, _ in per_image)
-  bucket, slots = _buckets(side, count, bucket_size, max_segments,
-                           per_image=True)
-  channels = max(_crop_channels(read, 0) for _, read, _ in per_image) or c
-  # each image is a batch of one: frame 0 of every crop, one mask frame
-  crops_shape = ((1, bucket, bucket, channels) if with_crops
-                 else (1, 1, 1, c))
-  fields = _empty_fields((n,), slots, bucket, crops_shape, 1)
-  metas = tuple(
-      _fill(read, masks, source, {f: a[k] for f, a in fields.items()}, 1)
-      for k, (source, read, masks) in enumerate(per_image))
-  return PackedSegs(**fields, meta=SegsMeta(source_size=(h, w),
-                                            per_image=metas))
 
 
 def _number(v: float):

@@ -22,7 +22,6 @@ Arrays keep their dtype (torch tensors are stored as numpy); a SEG's
 
 from __future__ import annotations
 
-import operator
 import os
 import warnings
 import zipfile
@@ -30,41 +29,12 @@ import zlib
 
 import numpy as np
 
-from segspaste_jax._src.arrays import to_numpy
+from segspaste_jax._src import validate
 from segspaste_jax._src.types import SEG
 
 FORMAT = "segspaste_jax.segs"
 VERSION = 1
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an archive, an empty one
-
-
-def _array(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
-  """numpy, torch or JAX array as numpy, of a numeric dtype and given rank."""
-  value = to_numpy(value, name)
-  if value.dtype.kind not in "biuf":
-    raise TypeError(f"{name}: expected a numeric array, got dtype "
-                    f"{value.dtype}")
-  if value.ndim not in ndims:
-    raise ValueError(f"{name}: expected rank {' or '.join(map(str, ndims))}, "
-                     f"got shape {value.shape}")
-  return value
-
-
-def _box(value, name: str) -> tuple[np.ndarray, np.ndarray]:
-  """4 numbers as (values, is_int): int64 values unless one is a float."""
-  if hasattr(value, "shape"):
-    items = list(_array(value, name, (1,)))
-  else:
-    items = list(value) if isinstance(value, (tuple, list)) else []
-  ok = len(items) == 4 and all(
-      isinstance(v, (int, float, np.integer, np.floating))
-      and not isinstance(v, (bool, np.bool_)) for v in items)
-  if not ok:
-    raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), got "
-                    f"{value!r}")
-  is_int = np.array([isinstance(v, (int, np.integer)) for v in items])
-  dtype = np.int64 if is_int.all() else np.float64
-  return np.array(items, dtype), is_int
 
 
 def save_segs(path, segs) -> None:
@@ -78,37 +48,23 @@ def save_segs(path, segs) -> None:
     TypeError, ValueError: naming the SEG and field that cannot be stored.
     OSError: when the file cannot be written.
   """
-  if not isinstance(segs, (tuple, list)) or len(segs) != 2:
-    raise TypeError("segs: expected a 2-tuple ((H0, W0), [SEG, ...]), got "
-                    f"{type(segs).__name__}")
-  size, items = segs
-  try:
-    source_size = np.array([operator.index(v) for v in size], np.int64)
-  except TypeError:
-    raise TypeError(f"segs[0]: expected (H0, W0) as two integers, got "
-                    f"{size!r}") from None
-  if source_size.shape != (2,):
-    raise ValueError(f"segs[0]: expected (H0, W0), got {size!r}")
-  if not isinstance(items, (list, tuple)):
-    raise TypeError(f"segs[1]: expected a list of SEG, got "
-                    f"{type(items).__name__}")
-
+  (h0, w0), items = validate.check_segs(segs)
   arrays = {"format": np.array(FORMAT), "version": np.array(VERSION),
-            "source_size": source_size, "count": np.array(len(items))}
+            "source_size": np.array([h0, w0], np.int64),
+            "count": np.array(len(items))}
   for i, seg in enumerate(items):
     where = f"segs[1][{i}]"
-    missing = [f for f in SEG._fields[:-1] if not hasattr(seg, f)]
-    if missing:
-      raise TypeError(f"{where}: expected a SEG, missing fields {missing}")
+    validate.check_seg_fields(seg, where)
     key = f"seg{i}/"
     arrays[key + "has_cropped_image"] = np.array(seg.cropped_image is not None)
     if seg.cropped_image is not None:
-      arrays[key + "cropped_image"] = _array(seg.cropped_image,
-                                             f"{where}.cropped_image", (4,))
-    arrays[key + "cropped_mask"] = _array(seg.cropped_mask,
-                                          f"{where}.cropped_mask", (2, 3))
+      arrays[key + "cropped_image"] = validate.seg_array(
+          seg.cropped_image, f"{where}.cropped_image", (4,))
+    arrays[key + "cropped_mask"] = validate.seg_array(
+        seg.cropped_mask, f"{where}.cropped_mask", (2, 3))
     for field in ("crop_region", "bbox"):
-      values, is_int = _box(getattr(seg, field), f"{where}.{field}")
+      values, is_int = validate.seg_box(getattr(seg, field),
+                                        f"{where}.{field}")
       arrays[key + field] = values
       arrays[key + field + "_is_int"] = is_int
     try:

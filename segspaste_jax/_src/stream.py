@@ -1,10 +1,11 @@
 """Streaming: SEGS pasted into more frames than fit in memory, chunk by chunk.
 
-The SEGS are checked and packed once, for the whole sequence: the node's
+The SEGS are read and checked once, for the whole sequence: the node's
 per-frame rules depend on the total frame count N (a crop or mask batch of
-N frames is used frame by frame, a mask batch of M != N frames is combined),
-so per-frame crops and masks are packed for all N frames and cut per chunk
-by global frame number. The frames themselves are read, pasted and handed
+N frames is used frame by frame, a mask batch of M != N frames is combined).
+Each chunk packs only its own frames of the per-frame crops and masks, by
+global frame number, so memory holds the SEGS as given plus a chunk's
+worth of packed frames. The frames themselves are read, pasted and handed
 back one fixed-size chunk at a time; the last chunk is padded to the same
 size, so one compiled program serves the whole stream. Chunk `i + 1` is
 dispatched before chunk `i` is handed back, so reading and writing frames
@@ -20,73 +21,11 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from segspaste_jax._src import arrays, inputs, packing, validate
-from segspaste_jax._src.packing import pack_segs
+from segspaste_jax._src import arrays, packing, validate
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
 
 MAX_CHUNK = 1 << 20
-
-
-def _held_frames(frames, name: str) -> int | None:
-  """The frame count of an array or a list of arrays; None for others."""
-  if arrays.is_array(frames):
-    if len(frames.shape) != 4:
-      raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
-                       f"[H, W, C] frames, got shape {tuple(frames.shape)}")
-    return frames.shape[0]
-  if isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
-    return sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
-  return None
-
-
-def _count_frames(frames, num_frames, name: str) -> int:
-  """The total frame count: `num_frames`, else read off an array or a list."""
-  total = _held_frames(frames, name)
-  if num_frames is not None:
-    num_frames = validate.check_int(num_frames, "num_frames", 1, 1 << 40)
-    if total is not None and total != num_frames:
-      raise ValueError(f"num_frames: {num_frames}, but {name} holds "
-                       f"{total} frames")
-    return num_frames
-  if total is None:
-    raise ValueError(
-        f"num_frames: required when {name} is an iterator (the node's "
-        "per-frame crop and mask rules depend on the total frame count); "
-        f"pass num_frames=N, got a {type(frames).__name__}")
-  return total
-
-
-def _check_frame_indices(frame_indices, num_frames, frames,
-                         name: str) -> tuple[np.ndarray, int]:
-  """`(indices, N)`: `frame_indices` as an int64 vector of frame numbers in
-  `[0, N)`, N = `num_frames`, with one entry per frame of `frames` where
-  that count is known."""
-  if num_frames is None:
-    raise ValueError("num_frames: required with frame_indices (the total "
-                     "frame count N of the whole sequence, which the node's "
-                     "per-frame rules depend on)")
-  total = validate.check_int(num_frames, "num_frames", 1, 1 << 40)
-  items = None
-  if not isinstance(frame_indices, (str, bytes)):
-    try:
-      items = list(frame_indices)
-    except TypeError:
-      pass
-  if items is None:
-    raise TypeError(f"frame_indices: expected a sequence of frame numbers, "
-                    f"got {type(frame_indices).__name__}")
-  if not items:
-    raise ValueError("frame_indices: expected at least one frame number, "
-                     "got none")
-  indices = np.asarray([validate.check_int(i, f"frame_indices[{k}]", 0,
-                                           total - 1)
-                        for k, i in enumerate(items)], np.int64)
-  held = _held_frames(frames, name)
-  if held is not None and held != len(indices):
-    raise ValueError(f"frame_indices: {len(indices)} frame numbers, but "
-                     f"{name} holds {held} frames")
-  return indices, total
 
 
 def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
@@ -99,20 +38,8 @@ def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
     items = iter(frames)
   first, seen = None, 0
   for item in items:
-    if not arrays.is_array(item):
-      raise TypeError(f"{name}[{seen}]: expected a numpy, torch or JAX array "
-                      f"frame [H, W, C] or chunk [k, H, W, C], got "
-                      f"{type(item).__name__}")
-    block = arrays.to_numpy(item, f"{name}[{seen}]")
-    if block.ndim == 3:
-      block = block[None]
-    validate.check_image(block, f"{name}[{seen}]")
-    if first is None:
-      first = block.shape[1:], block.dtype
-    elif (block.shape[1:], block.dtype) != first:
-      raise ValueError(f"{name}[{seen}]: expected frames [H, W, C] = "
-                       f"{list(first[0])} of {first[1]} like the first, got "
-                       f"{list(block.shape[1:])} of {block.dtype}")
+    block = validate.frame_block(item, f"{name}[{seen}]", first)
+    first = block if first is None else first
     seen += len(block)
     yield block
 
@@ -138,15 +65,6 @@ def _rechunk(blocks: Iterable[np.ndarray], size: int
         buffer, count = None, 0
   if count:
     yield buffer, count
-
-
-def _pad_frames(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-  """`x` zero-padded along `axis` to `size` entries."""
-  if x.shape[axis] == size:
-    return x
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (0, size - x.shape[axis])
-  return np.pad(x, pad)
 
 
 def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
@@ -212,20 +130,21 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       the frames are not all of one shape and dtype, or more or fewer than
       `num_frames` arrive.
   """
-  feather, alpha = inputs.check_scalars(feather, alpha)
-  validate.check_modes(feather_mode, rgba_mode)
-  if packing.is_per_image(segs):
+  opts = validate.options(feather, alpha, feather_mode=feather_mode,
+                          rgba_mode=rgba_mode,
+                          node_axis_mixup=node_axis_mixup,
+                          bucket_size=bucket_size, max_segments=max_segments)
+  if validate.is_per_image(segs):
     raise TypeError("segs: stream_segs_paste takes one SEGS for the whole "
                     "sequence; a list of SEGS, one per image, is for "
                     "segs_paste and pack_segs")
-  modes = dict(feather_mode=feather_mode, rgba_mode=rgba_mode)
   chunk = validate.check_int(chunk, "chunk", 1, MAX_CHUNK)
   if frame_indices is None:
-    total = _count_frames(frames, num_frames, "frames")
+    total = validate.count_frames(frames, num_frames, "frames")
     indices, streamed = None, total
   else:
-    indices, total = _check_frame_indices(frame_indices, num_frames, frames,
-                                          "frames")
+    indices, total = validate.check_frame_indices(frame_indices, num_frames,
+                                                  frames, "frames")
     streamed = len(indices)
   single_ref = False
   if ref_image_opt is not None and arrays.is_array(ref_image_opt):
@@ -239,14 +158,12 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       raise ValueError(f"ref_image_opt: has {shape[0]} frames; with "
                        f"frame_indices expected 1 (used for every frame) or "
                        f"{streamed}, those of the streamed frames")
-  return _stream(frames, segs, feather, alpha, ref_image_opt, single_ref,
-                 total, indices, chunk, progress, mesh, modes,
-                 dict(node_axis_mixup=node_axis_mixup,
-                      bucket_size=bucket_size, max_segments=max_segments))
+  return _stream(frames, segs, opts, ref_image_opt, single_ref, total,
+                 indices, chunk, progress, mesh)
 
 
-def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
-            indices, chunk, progress, mesh, modes, pack_kwargs):
+def _stream(frames, segs, opts: validate.Options, ref_image_opt, single_ref,
+            total, indices, chunk, progress, mesh):
   # `total`: the sequence's N, for the SEGS; `streamed`: the frames that
   # arrive, the sequence's frames `indices` (all of them when None)
   streamed = total if indices is None else len(indices)
@@ -267,28 +184,26 @@ def _stream(frames, segs, feather, alpha, ref_image_opt, single_ref, total,
       refs = ((_checked_ref(r, (h, w, c)), count) for r, count in _rechunk(
           _blocks(ref_image_opt, "ref_image_opt", size), size))
 
-  packed = pack_segs(segs, (total, h, w, c), with_crops=refs is None,
-                     **pack_kwargs)
-  per_frame = {f: getattr(packed, f) for f in ("crops", "masks")
-               if getattr(packed, f).shape[1] > 1}
-  if mesh is None:  # shared fields go to the device once
-    shared = jax.device_put(packed._replace(**{f: None for f in per_frame}))
-  else:
-    shared = packed
+  # The SEGS are read and checked once, for the whole sequence's N frames
+  # (the node's per-frame rules depend on N); each chunk packs only its own
+  # frames of the per-frame crops and masks, by global frame number.
+  with_crops = refs is None
+  read = validate.read_segs(segs, (total, h, w, c), opts,
+                            with_crops=with_crops)
+  paste_kwargs = opts.paste_kwargs()
 
   def run(start: int, image: np.ndarray, ref):
-    # the chunk's frames of each per-frame field, by global frame number
-    where = (slice(start, start + size) if indices is None
+    where = (np.arange(start, min(start + size, streamed)) if indices is None
              else indices[start:start + size])
-    cut = {f: _pad_frames(x[:, where], size, axis=1)
-           for f, x in per_frame.items()}
+    packed = packing.pack(read, (size, h, w, c), with_crops=with_crops,
+                          frames=where)
     if mesh is None:  # uint8 goes to the device as bytes
-      image, owned, _ = inputs.to_unit_float(image, own=True)
-      out = paste(image, shared._replace(**cut), feather=feather,
-                  alpha=alpha, ref_image=ref, donate_image=owned, **modes)
+      image, owned, _ = validate.to_unit_float(image, own=True)
+      out = paste(image, packed, ref_image=ref, donate_image=owned,
+                  **paste_kwargs)
     else:
-      out = sharded_paste(image, shared._replace(**cut), feather=feather,
-                          alpha=alpha, ref_image=ref, mesh=mesh, **modes)
+      out = sharded_paste(image, packed, ref_image=ref, mesh=mesh,
+                          **paste_kwargs)
     return arrays.from_unit_float(out) if as_uint8 else out
 
   bar = _progress_bar(streamed, progress)
@@ -321,7 +236,7 @@ def _checked_ref(ref: np.ndarray, hwc):
   """A block of reference frames in memory of our own (`host_empty`),
   checked as `segs_paste` checks them, as a float JAX array."""
   validate.check_ref_image(ref, (None, *hwc))
-  return inputs.to_unit_float(ref, own=True)[0]
+  return validate.to_unit_float(ref, own=True)[0]
 
 
 def _finish(pending, bar) -> np.ndarray:

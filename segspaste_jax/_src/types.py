@@ -18,6 +18,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
 SEG = collections.namedtuple(
     "SEG",
@@ -41,6 +42,20 @@ CHANNELS = (1, 3, 4)
 
 # The fields every SEG must have (control_net_wrapper may be missing).
 REQUIRED_FIELDS = SEG._fields[:-1]
+
+
+@dataclasses.dataclass
+class Seg:
+  """One SEG as read and checked on the host (`validate.read_seg`): numpy
+  arrays, crops as float in [0, 1]."""
+
+  crop: np.ndarray | None      # [F, h, w, C] float
+  mask: np.ndarray             # [h, w] or [M, h, w] float
+  region: tuple[int, int, int, int]
+  bbox: tuple
+  confidence: float
+  label: str
+  wrapper: Any
 
 
 class Opaque:
