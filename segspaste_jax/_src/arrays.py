@@ -1,34 +1,20 @@
 """numpy, torch and JAX arrays at the library's edge.
 
 What comes in is read without being modified, and nothing the caller holds
-is read after a call returns: a host array (numpy, a memmap) is copied into
-a buffer of the library's own (`host_empty`) before it goes to JAX; a torch
-tensor comes in by DLPack, on its own device (no trip through host memory
-for a GPU tensor), and the call that reads it waits for the paste before it
-returns; a JAX array is used as it is (JAX arrays are immutable).
-
-(`jax.device_put(x, may_alias=False)` would be the one-line copy, but with
-JAX 0.10 on the CPU it still shares a 64-byte aligned numpy array, and the
-transfer is asynchronous: overwriting the array right after the call
-changed the result.)
+is read after a call returns (`to_device`): a host array (numpy, a memmap,
+a CPU torch tensor viewed as numpy) goes to JAX with `jax.device_put`, which
+copies it, or on the CPU may share it where it is aligned, and the call that
+reads it waits for its paste before returning; a torch tensor on a device
+comes in by DLPack, on its own device (no trip through host memory), and is
+waited for in the same way; a JAX array is used as it is (JAX arrays are
+immutable).
 """
 
 from __future__ import annotations
 
-import math
-import mmap
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from segspaste_jax._src import platform
-
-
-_HEAP_MAX_BYTES = 32 << 20  # glibc's largest mmap threshold on 64 bits
-# host_empty's heap arrays up to here; larger ones are mapped with huge
-# pages, which pack faster from there on (BENCHMARKS.md, 0.3.1)
-_HEAP_ZEROS_MAX_BYTES = 16 << 20
 
 
 def is_torch(x) -> bool:
@@ -75,95 +61,39 @@ def to_numpy(x, name: str) -> np.ndarray:
                   f"got {type(x).__name__}")
 
 
-def host_empty(shape, dtype) -> np.ndarray:
-  """A new, zero-filled host array of the library's own.
-
-  Below `_HEAP_ZEROS_MAX_BYTES`, a plain `np.zeros` array: its memory comes
-  from the C library's heap, reused from call to call, and XLA's CPU client
-  copies it on the transfer where it is not 64-byte aligned (numpy does not
-  align to 64), which costs less than fresh pages. From there on an
-  anonymous memory mapping: zero pages until written, page aligned so that
-  XLA's CPU client uses it in place instead of copying it, and with
-  transparent huge pages where the kernel offers them (as numpy asks for
-  its own large arrays), so that a fresh 200 MB buffer costs about 100 page
-  faults instead of 50,000. Only the library writes to it, and only before
-  handing it to JAX.
-  """
-  dtype = np.dtype(dtype)
-  count = math.prod(shape)
-  size = max(count * dtype.itemsize, 1)
-  if size < _HEAP_ZEROS_MAX_BYTES:
-    return np.zeros(shape, dtype)
-  if hasattr(mmap, "MAP_PRIVATE"):  # POSIX; a shared mapping gets no THP
-    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-  else:
-    memory = mmap.mmap(-1, size)
-  if hasattr(mmap, "MADV_HUGEPAGE"):
-    memory.madvise(mmap.MADV_HUGEPAGE)
-  return np.frombuffer(memory, dtype, count=count).reshape(shape)
-
-
-def own_copy(x) -> np.ndarray:
-  """A copy of host array `x` in `host_empty` memory."""
-  x = np.asarray(x)
-  copy = host_empty(x.shape, x.dtype)
-  np.copyto(copy, x)
-  return copy
-
-
 def to_device(x, own: bool = False):
   """`x` as a JAX array for the paste: `(array, owned, wait)`.
 
-  `own=True` says that `x` is a host array of the library's own, which
-  nobody writes again (a `host_empty` buffer): it goes to the device as it
-  is, with nothing to wait for. Otherwise:
+  `owned`: the array may be donated to the paste (it is no JAX array the
+  caller holds); `wait`: it may share memory the caller can write (or, with
+  `own`, that nobody writes again but which is read until the paste runs),
+  so a call that pastes it must wait for the result before returning.
 
-  - JAX array: used as is; `owned` False (the caller keeps it), `wait`
-    False (it is immutable).
+  - JAX array: used as is; not owned (the caller keeps it), no wait (it is
+    immutable).
   - torch tensor on a GPU (or other device): shared by DLPack on that
-    device, no copy; `wait` True: the caller's tensor is read by the
-    program, so the call must wait for it before returning.
-  - torch tensor on the CPU: viewed as numpy by DLPack (`np.from_dlpack`),
-    then as a host array below. (A JAX array imported by DLPack on the CPU
-    made the persistent compilation cache miss in every new process.)
-  - numpy array, memmap, anything else, from 32 MiB up: copied into
-    `host_empty` memory and put on the default device. `owned` (it may be
-    donated) on an accelerator, where that copy is a device buffer; not on
-    the CPU, where XLA uses the host copy in place and donating it would
-    copy it again.
-  - smaller host arrays: handed to `jax.device_put` as they are, `wait`
-    True (XLA's CPU client reads an aligned one in place, and copies
-    others asynchronously); below the C library's largest heap block,
-    XLA's own copy comes from memory used before and costs less than a
-    fresh mapping. `owned` True: the result may be donated. Where it is
-    XLA's copy, the paste then writes into it, saving a second buffer;
-    where it shares the caller's memory, XLA copies it rather than write
-    there (`tests/test_purity.py` checks both).
+    device, no copy; not owned; wait.
+  - host arrays (numpy, a memmap, a CPU torch tensor viewed as numpy by
+    DLPack): `jax.device_put`, owned and wait. XLA copies the array, or on
+    the CPU shares an aligned one; a shared array donated to the paste is
+    copied by XLA rather than written (`tests/test_purity.py` checks both).
+    (A JAX array imported by DLPack on the CPU made the persistent
+    compilation cache miss in every new process, hence the numpy view.)
+
+  Args:
+    x: the array.
+    own: `x` is a host array of the library's own that nobody writes again
+      (a streamed chunk): nothing to wait for.
   """
   if isinstance(x, jax.Array):
     return x, False, False
-  if own:
-    return _put_own(np.asarray(x)) + (False,)
   if is_torch(x):
     x = x.detach()
     shared = _from_dlpack(x) if x.device.type != "cpu" else None
     if shared is not None:
       return shared, False, True
     x = _host_view(x)
-  x = np.asarray(x)
-  if x.nbytes < _HEAP_MAX_BYTES:
-    return jax.device_put(x), True, True
-  return _put_own(own_copy(x)) + (False,)
-
-
-def _put_own(x: np.ndarray) -> tuple[jax.Array, bool]:
-  """A host array of the library's own on the default device, and whether
-  the result may be donated (on an accelerator, where it is a device copy;
-  not on the CPU, where XLA uses a mapped `host_empty` array in place and
-  would copy it first: only the streamed chunks under
-  `_HEAP_ZEROS_MAX_BYTES` come here as heap arrays, which XLA copies)."""
-  on_device = jax.device_put(x)
-  return on_device, platform.form_of(on_device) == "accelerator"
+  return jax.device_put(np.asarray(x)), True, not own
 
 
 def _host_view(tensor) -> np.ndarray:

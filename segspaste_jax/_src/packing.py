@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from segspaste_jax._src import arrays
 from segspaste_jax._src.types import (ARRAY_FIELDS, SEG, Opaque, PackedSegs,
                                       SegsMeta)
 
@@ -131,12 +130,9 @@ def _fill(segs, source, fields: dict, crop_frames_max: int,
 def _empty_fields(lead: tuple, slots: int, bucket: int, crops_shape: tuple,
                   mask_frames: int) -> dict:
   """Zeroed arrays for `lead` images (`()` for one SEGS)."""
-  # aligned arrays of their own (host_empty): XLA's CPU client reads them
-  # in place
   return dict(
-      crops=arrays.host_empty(lead + (slots,) + crops_shape, np.float32),
-      masks=arrays.host_empty(lead + (slots, mask_frames, bucket, bucket),
-                              np.float32),
+      crops=np.zeros(lead + (slots,) + crops_shape, np.float32),
+      masks=np.zeros(lead + (slots, mask_frames, bucket, bucket), np.float32),
       regions=np.zeros(lead + (slots, 4), np.int32),
       crop_sizes=np.zeros(lead + (slots, 2), np.int32),
       mask_sizes=np.ones(lead + (slots, 2), np.int32),

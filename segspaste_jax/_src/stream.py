@@ -15,9 +15,8 @@ overlaps the paste.
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
@@ -55,7 +54,7 @@ def _rechunk(blocks: Iterable[np.ndarray], size: int
   for block in blocks:
     while len(block):
       if buffer is None:
-        buffer = arrays.host_empty((size,) + block.shape[1:], block.dtype)
+        buffer = np.zeros((size,) + block.shape[1:], block.dtype)
       take = min(size - count, len(block))
       buffer[count:count + take] = block[:take]
       count += take
@@ -178,7 +177,7 @@ def _stream(frames, segs, opts: validate.Options, ref_image_opt, single_ref,
   refs = None
   if ref_image_opt is not None:
     if single_ref:  # read by every chunk: a copy of our own
-      ref = arrays.own_copy(arrays.to_numpy(ref_image_opt, "ref_image_opt"))
+      ref = np.array(arrays.to_numpy(ref_image_opt, "ref_image_opt"))
       refs = itertools.repeat((_checked_ref(ref, (h, w, c)), size))
     else:
       refs = ((_checked_ref(r, (h, w, c)), count) for r, count in _rechunk(
@@ -233,8 +232,8 @@ def _stream(frames, segs, opts: validate.Options, ref_image_opt, single_ref,
 
 
 def _checked_ref(ref: np.ndarray, hwc):
-  """A block of reference frames in memory of our own (`host_empty`),
-  checked as `segs_paste` checks them, as a float JAX array."""
+  """A block of reference frames in memory of our own (a chunk buffer or a
+  copy), checked as `segs_paste` checks them, as a float JAX array."""
   validate.check_ref_image(ref, (None, *hwc))
   return validate.to_unit_float(ref, own=True)[0]
 
