@@ -48,7 +48,7 @@ def _measure(count: int) -> dict:
          if k not in ("JAX_COMPILATION_CACHE_DIR",)}
   proc = subprocess.run([sys.executable, "-c", _CHILD, str(count)],
                         capture_output=True, text=True, env=env, check=True)
-  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
+  line = [t for t in proc.stdout.splitlines() if t.startswith("RESULT")][-1]
   return json.loads(line[len("RESULT"):])
 
 

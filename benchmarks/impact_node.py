@@ -1,7 +1,7 @@
 """Runs the real Impact Pack `SEGSPaste.doit` from a local checkout.
 
 The speed issue is checked against the real node, not against our
-re-statement of it (`benchmarks/node_baseline.py`). This module loads the
+re-statement of it (`tests/node_baseline.py`). This module loads the
 node's own code from a checkout of ComfyUI-Impact-Pack that the user points
 at, so the benchmark can time it beside ours in one process. Nothing of the
 Impact Pack is copied into this repository: the functions are read from the
@@ -75,15 +75,15 @@ def load_node(checkout):
       "np": np, "F": F, "Image": Image, "comfy": comfy,
       "args": types.SimpleNamespace(highvram=False, gpu_only=False),
   }
-  exec(_definitions(root / "utils.py"), namespace)  # noqa: S102
+  exec(_definitions(root / "utils.py"), namespace)
   namespace["utils"] = types.SimpleNamespace(
       **{k: v for k, v in namespace.items() if callable(v)})
   core_namespace = dict(namespace)
-  exec(_definitions(root / "core.py"), core_namespace)  # noqa: S102
+  exec(_definitions(root / "core.py"), core_namespace)
   namespace["core"] = types.SimpleNamespace(
       **{k: v for k, v in core_namespace.items() if callable(v)})
   exec(_definitions(root / "segs_nodes.py", names=(), classes=("SEGSPaste",)),
-       namespace)  # noqa: S102
+       namespace)
   node = namespace["SEGSPaste"]
 
   def doit(image, segs, feather=5, alpha=255, ref_image_opt=None):

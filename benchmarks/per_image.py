@@ -8,7 +8,7 @@ rounds in one process (each round runs every variant once):
   s: 16 `segs_paste(images[k:k+1], segs_k)` calls, one per image
   n: the node run once per image: the real Impact Pack `SEGSPaste.doit`
      with `--impact-pack PATH` (benchmarks/impact_node.py), else its
-     re-statement in torch (benchmarks/node_baseline.py)
+     re-statement in torch (tests/node_baseline.py)
   r: the paste alone on packed, placed data, in the CPU form that `paste`
      picks here (every image's segments in one scan, the images stacked
      along their rows)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     def node_one(k):
       return node(torch.from_numpy(images[k:k + 1]), segs[k], FEATHER, 255)
   else:
-    from benchmarks.node_baseline import node_segs_paste  # pylint: disable=import-outside-toplevel
+    from tests.node_baseline import node_segs_paste  # pylint: disable=import-outside-toplevel
     node_name = "node re-stated in torch, once per image"
 
     def node_one(k):

@@ -15,7 +15,7 @@ reported:
      (shared with XLA without a copy).
   b: the jitted core `segspaste_jax.paste` on device-resident, pre-packed
      inputs (compute only).
-  c: `benchmarks.node_baseline.node_segs_paste` (torch on CPU, the node's
+  c: `tests.node_baseline.node_segs_paste` (torch on CPU, the node's
      loops).
   n: with `--impact-pack PATH`, the real node's `SEGSPaste.doit` read from
      that checkout (`benchmarks/impact_node.py`; needs torchvision).
@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 import segspaste_jax
-from benchmarks.node_baseline import node_segs_paste
+from tests.node_baseline import node_segs_paste
 from benchmarks.workloads import WORKLOADS, make_workload
 
 DEFAULT_JSON = pathlib.Path(__file__).resolve().parent / "results.json"
@@ -211,7 +211,7 @@ def bench_workload(name: str, repeats: int, seed: int = 0,
     for k in variants:
       if k == "e":
         buffers = fresh_image()
-        times[k].append(_timed(lambda: run_e(buffers)) / inner)
+        times[k].append(_timed(lambda b=buffers: run_e(b)) / inner)
         del buffers
       else:
         times[k].append(_timed(fns[k]) / per_call.get(k, 1))
@@ -306,7 +306,8 @@ def environment() -> dict:
       "jax_version": jax.__version__,
       "jax_backend": jax.default_backend(),
       "jax_devices": [str(d) for d in jax.devices()],
-      "jax_device_kinds": [getattr(d, "device_kind", "") for d in jax.devices()],
+      "jax_device_kinds": [getattr(d, "device_kind", "")
+                           for d in jax.devices()],
       "torch_version": torch.__version__,
       "torch_threads": torch.get_num_threads(),
       "numpy_version": np.__version__,
@@ -389,9 +390,9 @@ def main(argv=None) -> int:
   print()
   print_table(results)
   print("\na: segs_paste end to end (numpy in, host out); t: the same with "
-        "the image as a torch tensor (ComfyUI's IMAGE); b: jitted paste on device "
-        "inputs; c: torch node baseline; d: numpy image.copy(); e: b with "
-        "donate_image=True (in place)"
+        "the image as a torch tensor (ComfyUI's IMAGE); b: jitted paste on "
+        "device inputs; c: torch node baseline; d: numpy image.copy(); "
+        "e: b with donate_image=True (in place)"
         + ("; n: the real Impact Pack node (torch image)" if node else "")
         + ("; p: the OpenCV + numpy peer" if peer else "")
         + f". Medians{f', b d e per call of {inner}' if inner > 1 else ''}.")

@@ -29,14 +29,17 @@ SEG = collections.namedtuple(
 
 # name -> (feather, description)
 WORKLOADS = {
-    "W1": (5, "1 frame 1024x1024, 4 segments of 192-320 px, 2-D masks, feather 5"),
-    "W2": (5, "16 frames 1024x1024, 8 segments of 192-320 px, 2-D masks, feather 5"),
-    "W3": (10, "64 frames 512x512, 4 segments of 96-192 px, per-frame 3-D masks, "
-               "feather 10"),
-    "W4": (50, "1 frame 2048x2048, 2 segments of 640-768 px, 2-D masks, feather 50"),
+    "W1": (5, "1 frame 1024x1024, 4 segments of 192-320 px, 2-D masks, "
+              "feather 5"),
+    "W2": (5, "16 frames 1024x1024, 8 segments of 192-320 px, 2-D masks, "
+              "feather 5"),
+    "W3": (10, "64 frames 512x512, 4 segments of 96-192 px, per-frame 3-D "
+               "masks, feather 10"),
+    "W4": (50, "1 frame 2048x2048, 2 segments of 640-768 px, 2-D masks, "
+               "feather 50"),
 }
 
-# name -> (frames, height, width, segments, (min side, max side), per-frame masks)
+# name -> (frames, height, width, segments, (min, max side), per-frame masks)
 _LAYOUTS = {
     "W1": (1, 1024, 1024, 4, (192, 320), False),
     "W2": (16, 1024, 1024, 8, (192, 320), False),

@@ -20,7 +20,7 @@ from docutils.parsers.rst import Directive
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__),
                                                 "..")))
 
-import segspaste_jax  # noqa: E402  pylint: disable=wrong-import-position
+import segspaste_jax
 
 project = "segspaste_jax"
 author = "segspaste_jax contributors"

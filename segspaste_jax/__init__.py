@@ -16,7 +16,7 @@ from segspaste_jax._src import segs_io as _segs_io
 from segspaste_jax._src import shard as _shard
 from segspaste_jax._src import stream as _stream
 from segspaste_jax._src import types as _types
-from segspaste_jax._src.version import __version__
+from segspaste_jax._src.version import __version__ as __version__
 
 PackedSegs = _types.PackedSegs
 SEG = _types.SEG

@@ -1,4 +1,4 @@
-"""A torch (CPU) re-statement of the SEGSPaste node, written from SPEC.md.
+"""A torch (CPU) re-statement of the SEGSPaste node, from docs/node.rst.
 
 This is the baseline the benchmarks time and a second oracle for the tests:
 it does what the node does, the way the node does it: one Python loop over
@@ -13,7 +13,7 @@ Like the node, it grows the output with one `torch.concat` per frame.
 It does not import the Impact Pack, ComfyUI or torchvision; the pieces the node
 borrows from them (`segs_scale_match`, `tensor_gaussian_blur_mask`,
 `GaussianBlur`, `tensor_paste`, `crop_image`, `to_binary_mask`) are written
-here from their description in SPEC.md.
+here from their description in docs/node.rst.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from benchmarks.workloads import SEG
+from segspaste_jax import SEG
 
 SIGMA = 10.0  # the node's tensor_gaussian_blur_mask never changes it
 
@@ -103,7 +103,7 @@ def _resize_cropped_image(cropped_image, new_h, new_w):
 
 
 def segs_scale_match(segs, image_shape):
-  """The Impact Pack's `segs_scale_match`, from SPEC.md.
+  """The Impact Pack's `segs_scale_match` (docs/node.rst, "Scale match").
 
   Args:
     segs: `((H0, W0), [SEG, ...])`.
@@ -164,8 +164,8 @@ def gaussian_blur_mask(mask, feather: int):
   Args:
     mask: `[h, w]` or `[B, h, w]` tensor or numpy array.
     feather: the node's feather; kernel size `2 * feather + 1`, clamped for
-      small masks (see SPEC.md); no blur for `feather <= 0` or a clamped
-      kernel below 3.
+      small masks (docs/node.rst, "Feather"); no blur for `feather <= 0` or
+      a clamped kernel below 3.
 
   Returns:
     Tensor `[B, h, w, 1]` (B = 1 for a 2-D mask), blurred or not.
@@ -239,9 +239,9 @@ def tensor_paste(image1, image2, left_top, mask, rules: str = "today"):
     image2: `[1, h, w, C2]` pixels to paste.
     left_top: `(x, y)` where image2's top-left corner lands.
     mask: `[1, hm, wm, 1]`; resized bilinearly to `(h, w)` if it differs.
-    rules: "today" (the 2025 node: SPEC.md's RGB/RGBA table; any other
-      channel pair pastes nothing) or "seed" (the late-2024 node: every
-      channel blended alike; C1 != C2 fails in torch's broadcasting).
+    rules: "today" (the 2025 node: docs/node.rst, "Today's Impact Pack";
+      any other channel pair pastes nothing) or "seed" (the late-2024 node:
+      every channel blended alike; C1 != C2 fails in torch's broadcasting).
 
   Returns:
     None. Nothing happens if the clipped extent is empty.

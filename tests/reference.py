@@ -1,18 +1,19 @@
-"""A slow, obviously correct SEGSPaste written from SPEC.md in numpy float64.
+"""A slow, obviously correct SEGSPaste in numpy float64, from docs/node.rst.
 
 Independent of the library: no imports from segspaste_jax. It follows the
 node literally: a Python loop over frames, then over SEGs, a 2-D kernel built
 as an outer product, explicit reflect padding and a direct convolution, and
-bilinear resizing by the formula in SPEC.md.
+bilinear resizing by the formula in docs/node.rst, "Resampling".
 
 Two steps are not float64, because the node quantises there and truncation
 turns float rounding into whole steps of 1/255: the bytes of a mask batch
 (`uint8(m * 255)`) and of a crop sent to Pillow (`uint8(clip(255 * x))`) are
 computed in the array's own float precision, as the node computes them.
 
-Where the node crashes or wraps around (SPEC.md, last section) this reference
-implements the library's documented behaviour instead: single-frame crops,
-masks and reference images serve every frame, and crop regions are clipped
+Where the node crashes or wraps around (docs/node.rst, "Failure modes")
+this reference implements the library's documented behaviour instead:
+single-frame crops, masks and reference images serve every frame, and crop
+regions are clipped
 at the top and left edges the way the node clips at the right and bottom.
 """
 
@@ -136,7 +137,8 @@ def soft_edge_factor(h, w, feather):
 
 
 def blend_pixels(under, ref, m, rgba_mode="composite"):
-  """Today's tensor_paste channel rules (SPEC.md's table), float64.
+  """Today's tensor_paste channel rules, float64 (docs/node.rst, "Today's
+  Impact Pack").
 
   under [h, w, C1], ref [h, w, C2], m [h, w]; returns [h, w, C1].
   """

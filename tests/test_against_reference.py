@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import cases
-from cases import seg
+import helpers
+from helpers import seg
 import reference
 from segspaste_jax import pack_segs, segs_paste
 from segspaste_jax._src import paste as paste_lib
@@ -26,7 +26,7 @@ def check(case, **kwargs):
 
 @pytest.mark.parametrize("seed", range(RANDOM_CASES))
 def test_random_case(seed):
-  check(cases.random_case(seed))
+  check(helpers.random_case(seed))
 
 
 def test_random_cases_paste_something():
@@ -34,7 +34,7 @@ def test_random_cases_paste_something():
   reference alone: `test_random_case` compares the library with it)."""
   changed = 0
   for seed in range(30):
-    case = cases.random_case(seed)
+    case = helpers.random_case(seed)
     expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
     changed += bool(np.abs(expected - case.image).max() > 1e-3)
   assert changed >= 15
@@ -47,7 +47,7 @@ def test_both_forms_on_cpu(form):
   reference image, against the reference."""
   checked = 0
   for seed in range(8):
-    case = cases.random_case(1000 + seed)
+    case = helpers.random_case(1000 + seed)
     expected = reference.segs_paste(case.image, case.segs, **case.kwargs())
     packed = pack_segs(case.segs, case.image.shape,
                        with_crops=case.ref_image_opt is None)
@@ -91,7 +91,7 @@ def test_edges(region, use_ref):
   ref = rng.random((2, 20, 30, 3)).astype(np.float32) if use_ref else None
   mask = rng.random((12, 12)).astype(np.float32)
   segs = ((20, 30), [seg(crop, mask, region)])
-  case = cases.Case(image, segs, 3, 200, ref)
+  case = helpers.Case(image, segs, 3, 200, ref)
   got, _ = check(case)
   x1, y1, x2, y2 = region
   if x2 <= 0 or y2 <= 0 or x1 >= 30 or y1 >= 20:
@@ -100,11 +100,13 @@ def test_edges(region, use_ref):
 
 def test_later_segments_land_on_top():
   image = np.zeros((1, 16, 16, 1), np.float32)
-  first = seg(np.full((1, 8, 8, 1), 0.25, np.float32), _full(8, 8), (0, 0, 8, 8))
-  second = seg(np.full((1, 8, 8, 1), 0.75, np.float32), _full(8, 8), (4, 4, 12, 12))
+  first = seg(np.full((1, 8, 8, 1), 0.25, np.float32), _full(8, 8),
+              (0, 0, 8, 8))
+  second = seg(np.full((1, 8, 8, 1), 0.75, np.float32), _full(8, 8),
+               (4, 4, 12, 12))
   got = np.asarray(segs_paste(image, ((16, 16), [first, second]), 0))
   assert got[0, 5, 5, 0] == 0.75 and got[0, 1, 1, 0] == 0.25
-  check(cases.Case(image, ((16, 16), [first, second]), 0, 255))
+  check(helpers.Case(image, ((16, 16), [first, second]), 0, 255))
 
 
 @pytest.mark.parametrize("feather", [0, 1, 2, 3, 5, 10, 50, 100])
@@ -124,7 +126,7 @@ def test_kernel_clamp_sizes(feather):
     mask = rng.random((side, side + 5)).astype(np.float32)
     y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side - 5))
     items.append(seg(crop, mask, (x, y, x + side + 5, y + side)))
-  check(cases.Case(image, ((h, w), items), feather, 255))
+  check(helpers.Case(image, ((h, w), items), feather, 255))
 
 
 def test_mask_resized_to_crop_after_blur():
@@ -133,17 +135,19 @@ def test_mask_resized_to_crop_after_blur():
   image = rng.random((1, 40, 40, 3)).astype(np.float32)
   crop = rng.random((1, 20, 24, 3)).astype(np.float32)
   mask = rng.random((9, 31)).astype(np.float32)
-  check(cases.Case(image, ((40, 40), [seg(crop, mask, (5, 5, 29, 25))]), 4, 255))
+  check(helpers.Case(image, ((40, 40), [seg(crop, mask, (5, 5, 29, 25))]),
+                     4, 255))
 
 
 def test_ref_image_overhang_squashes_mask_like_the_node():
-  """With ref_image_opt the pasted pixels are clipped, so the mask is resized."""
+  """With ref_image_opt the pasted pixels are clipped, so the mask is
+  resized."""
   rng = np.random.default_rng(3)
   image = rng.random((1, 30, 30, 3)).astype(np.float32)
   ref = rng.random((1, 30, 30, 3)).astype(np.float32)
   mask = rng.random((12, 12)).astype(np.float32)
   segs = ((30, 30), [seg(None, mask, (24, 20, 36, 32))])
-  check(cases.Case(image, segs, 2, 255, ref))
+  check(helpers.Case(image, segs, 2, 255, ref))
 
 
 def test_mask_batch_rules():
@@ -153,14 +157,15 @@ def test_mask_batch_rules():
   for frames in (1, 2, 3, 5):
     mask = rng.random((frames, 10, 10)).astype(np.float32)
     segs = ((24, 24), [seg(crop, mask, (3, 4, 13, 14))])
-    check(cases.Case(image, segs, 1, 255))
+    check(helpers.Case(image, segs, 1, 255))
 
 
 def test_single_frame_crop_broadcasts():
   rng = np.random.default_rng(5)
   image = rng.random((4, 16, 16, 3)).astype(np.float32)
   crop = rng.random((1, 8, 8, 3)).astype(np.float32)
-  got, _ = check(cases.Case(image, ((16, 16), [seg(crop, _full(8, 8), (2, 2, 10, 10))]), 0, 255))
+  got, _ = check(helpers.Case(
+      image, ((16, 16), [seg(crop, _full(8, 8), (2, 2, 10, 10))]), 0, 255))
   for i in range(4):
     np.testing.assert_array_equal(got[i, 2:10, 2:10], crop[0])
 
@@ -175,7 +180,7 @@ def test_scale_match(factor, channels):
   segs = ((30, 40), [seg(crop, mask, (5, 7, 18, 18)),
                      seg(crop[:1], rng.random((3, 11, 13)).astype(np.float32),
                           (20, 10, 33, 21))])
-  check(cases.Case(image, segs, 5, 255))
+  check(helpers.Case(image, segs, 5, 255))
 
 
 def test_non_uniform_scale_match_flag():
@@ -184,7 +189,7 @@ def test_non_uniform_scale_match_flag():
   image = rng.random((1, 60, 120, 3)).astype(np.float32)  # rh = 2, rw = 3
   crop = rng.random((1, 10, 10, 3)).astype(np.float32)
   segs = ((30, 40), [seg(crop, _full(10, 10), (5, 5, 15, 15))])
-  case = cases.Case(image, segs, 0, 255)
+  case = helpers.Case(image, segs, 0, 255)
   ours, _ = check(case)
   node, _ = check(case, node_axis_mixup=True)
   assert not np.array_equal(ours, node)
@@ -217,7 +222,7 @@ def test_scale_match_non_integer_factors(source, target, channels):
     fractions += [(x1 * w / w0) % 1, (y1 * h / h0) % 1,
                   ((x1 + rw) * w / w0) % 1, ((y1 + rh) * h / h0) % 1]
   assert max(fractions) >= 0.5  # truncation and rounding differ somewhere
-  case = cases.Case(image, ((h0, w0), items), 3, 230)
+  case = helpers.Case(image, ((h0, w0), items), 3, 230)
   check(case)
   rh, rw = h / h0, w / w0
   if rh > rw:  # non-uniform, and the node's mix-up keeps x1 < x2, y1 < y2

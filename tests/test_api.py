@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import cases
+import helpers
 import reference
 from segspaste_jax import (SEG, PackedSegs, gaussian_blur_mask, pack_segs,
                            paste, segs_paste, unpack_segs)
@@ -22,20 +22,13 @@ from segspaste_jax._src import paste as paste_lib
 
 
 def _layout(rng, n, h, w, count, side_range=(32, 256)):
-  segs = []
-  for _ in range(count):
-    sh, sw = (int(rng.integers(*side_range, endpoint=True)) for _ in range(2))
-    x1, y1 = int(rng.integers(-10, w - 10)), int(rng.integers(-10, h - 10))
-    crop = rng.random((n, sh, sw, 3)).astype(np.float32)
-    mask = rng.random((sh, sw)).astype(np.float32)
-    segs.append(SEG(crop, mask, 0.9, (x1, y1, x1 + sw, y1 + sh),
-                    (x1, y1, x1 + sw, y1 + sh), "hand"))
-  return (h, w), segs
+  return helpers.random_segs(rng, (h, w), n=n, count=count, sides=side_range,
+                             origins=(-10, 10), label="hand")
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_jit_and_no_jit_agree(seed):
-  case = cases.random_case(1000 + seed)
+  case = helpers.random_case(1000 + seed)
   jitted = np.asarray(segs_paste(case.image, case.segs, **case.kwargs()))
   with jax.disable_jit():
     eager = np.asarray(segs_paste(case.image, case.segs, **case.kwargs()))
@@ -61,7 +54,7 @@ def _same(a, b):
 def test_inputs_unchanged(seed, as_torch):
   if as_torch and torch is None:
     pytest.skip("torch not installed")
-  case = cases.random_case(2000 + seed)
+  case = helpers.random_case(2000 + seed)
   image = torch.from_numpy(case.image) if as_torch else case.image
   before_image = _snapshot(image)
   before_ref = _snapshot(case.ref_image_opt)
@@ -114,7 +107,8 @@ def test_paste_under_jit_vmap_and_grad():
   images = rng.random((3, 1, 64, 64, 3)).astype(np.float32)
   segs = _layout(rng, 1, 64, 64, 2, side_range=(10, 40))
   packed = jax.device_put(pack_segs(segs, images.shape[1:]))
-  direct = np.stack([np.asarray(segs_paste(im, segs, feather=4)) for im in images])
+  direct = np.stack([np.asarray(segs_paste(im, segs, feather=4))
+                     for im in images])
 
   jitted = jax.jit(lambda im, p: paste(im, p, feather=4))
   np.testing.assert_allclose(jitted(images[0], packed), direct[0], atol=1e-6)

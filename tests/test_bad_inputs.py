@@ -11,11 +11,12 @@ wholly outside the image, NaN in the image, masks within rounding of [0, 1].
 import dataclasses
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from helpers import bits
 import reference
 from segspaste_jax import SEG, pack_segs, segs_paste
 from segspaste_jax._src import api, arrays, validate
@@ -235,7 +236,8 @@ CATALOGUE = [
     Bad("mask rank 4", ValueError, "segs[1][3].cropped_mask",
         lambda: seg_call(at=3, region=R, mask=_mask(1.0, (1, 1, 8, 10)))),
     Bad("mask rank 4 torch", ValueError, "segs[1][3].cropped_mask",
-        lambda: seg_call(at=3, region=R, mask=_torch(_mask(1.0, (1, 1, 8, 10)))),
+        lambda: seg_call(at=3, region=R,
+                         mask=_torch(_mask(1.0, (1, 1, 8, 10)))),
         True),
     Bad("mask empty", ValueError, "segs[1][1].cropped_mask",
         lambda: seg_call(region=R, mask=_mask(1.0, (0, 10)))),
@@ -328,7 +330,8 @@ CATALOGUE = [
           ("a 0-d array", lambda: np.array(4)),
           ("an int", lambda: 4)]],
     Bad("region float tensor", TypeError, "segs[1][1].crop_region",
-        lambda: field_call("crop_region", torch.tensor([4.0, 3, 14, 11])), True),
+        lambda: field_call("crop_region", torch.tensor([4.0, 3, 14, 11])),
+        True),
     *[Bad(f"region {r}", ValueError, "segs[1][1].crop_region",
           lambda r=r: field_call("crop_region", r))
       for r in [(-2**31, 0, 4, 4), (0, 0, 2**31, 8), (2**40, 2**40,
@@ -339,7 +342,8 @@ CATALOGUE = [
     Bad("region too large after scale match", ValueError,
         "segs[1][1].crop_region",
         lambda: paste_call(segs=((1, 1), [
-            _seg(region=(0, 0, 1, 1)), _seg(region=(2**26, 0, 2**26 + 1, 1))]))),
+            _seg(region=(0, 0, 1, 1)),
+            _seg(region=(2**26, 0, 2**26 + 1, 1))]))),
 
     # ---- the other fields
     Bad("bbox None", TypeError, "segs[1][1].bbox",
@@ -461,11 +465,6 @@ def _check_reference(image, segs, atol=1e-5, **kwargs):
   return got
 
 
-def _bits(a):
-  a = np.asarray(a)
-  return a.view(np.dtype(f"u{a.dtype.itemsize}"))
-
-
 OUTSIDE = {
     "left": (-20, 4, -6, 12), "right": (W, 4, W + 9, 12),
     "above": (3, -12, 13, 0), "below": (3, H, 13, H + 4),
@@ -482,7 +481,7 @@ def test_region_wholly_outside_is_a_no_op(where, use_ref):
                        mask=np.ones((8, 8), np.float32))]
   ref = _image(seed=5) if use_ref else None
   got = np.asarray(segs_paste(image, segs, feather=0, ref_image_opt=ref))
-  np.testing.assert_array_equal(_bits(got), _bits(image))
+  np.testing.assert_array_equal(bits(got), bits(image))
 
 
 OVERHANG = {
@@ -537,9 +536,9 @@ def test_non_finite_image_passes_through(bad, with_ref):
   before = image.copy()
   ref = _rng(12).random(image.shape).astype(np.float32) if with_ref else None
   got = np.asarray(segs_paste(image, segs, feather=FEATHER, ref_image_opt=ref))
-  assert _bits(image).tobytes() == _bits(before).tobytes()
+  assert bits(image).tobytes() == bits(before).tobytes()
   outside = ~_footprint(image.shape, regions)
-  np.testing.assert_array_equal(_bits(got)[outside], _bits(image)[outside])
+  np.testing.assert_array_equal(bits(got)[outside], bits(image)[outside])
   # non-finite pixels stay non-finite, finite ones finite: nothing spreads
   np.testing.assert_array_equal(np.isfinite(got), np.isfinite(image))
   expected = reference.segs_paste(image, segs, feather=FEATHER,
@@ -564,18 +563,19 @@ def test_no_crops_and_no_ref_is_a_no_op(use_torch):
   if use_torch:
     image = _torch(image)
   got = np.asarray(segs_paste(image, segs, feather=FEATHER))
-  np.testing.assert_array_equal(_bits(got), _bits(np.asarray(image)))
+  np.testing.assert_array_equal(bits(got), bits(np.asarray(image)))
 
 
 def test_no_segments_is_a_no_op():
   image = _image()
   for segs in [((H, W), []), ((0, 0), ()), ((2 * H, W), [])]:
     got = np.asarray(segs_paste(image, segs, feather=FEATHER))
-    np.testing.assert_array_equal(_bits(got), _bits(image))
+    np.testing.assert_array_equal(bits(got), bits(image))
 
 
 def test_bad_crops_are_ignored_with_ref_image():
-  """With `ref_image_opt` the node never reads `cropped_image`; neither do we."""
+  """With `ref_image_opt` the node never reads `cropped_image`; neither do
+  we."""
   image, ref = _image(), _image(seed=5)
   bad_crop = _seg(region=R, crop=np.full((3, 1, 1, 2), np.nan))
   no_crop = bad_crop._replace(cropped_image=None)

@@ -275,21 +275,44 @@ def _stamps(folder):
           for p in folder.glob("*.png")}
 
 
+# Runs the CLI in a child process that stops, deterministically, inside the
+# write of frame STOP_AT (its PNG written under its temporary name, not yet
+# renamed into place) and says so by creating the file READY; the test then
+# sends SIGINT, which lands there. No race with how fast the frames go.
+_INTERRUPTIBLE_CLI = r"""
+import os, pathlib, sys, time
+from segspaste_jax import cli
+ready, stop_at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+real_replace, renames = os.replace, [0]
+
+def replace(src, dst):
+  if str(src).endswith(".partial"):
+    renames[0] += 1
+    if renames[0] == stop_at:
+      pathlib.Path(ready).touch()
+      time.sleep(600)  # SIGINT arrives here
+  real_replace(src, dst)
+
+os.replace = replace
+sys.exit(cli.main(argv))
+"""
+
+
 def test_interrupted_folder_run_leaves_whole_files_and_resumes(tmp_path):
-  """Ctrl-C during a long folder run: status 130 within seconds, a line
-  saying how many frames were written, and no truncated or temporary
-  files. Then `--skip-existing` finishes the run: the frames already
-  written are left alone (same inode and mtime) and every output is that of
-  an uninterrupted run, bit for bit. Per-frame crops (frame i takes crop i)
-  and a 2-frame mask batch (combined over all N frames) make any slip in
-  the resumed frames' numbering show."""
+  """Ctrl-C during a long folder run, in the middle of writing a frame:
+  status 130 within seconds, a line saying how many frames were written,
+  and no truncated or temporary files. Then `--skip-existing` finishes the
+  run: the frames already written are left alone (same inode and mtime) and
+  every output is that of an uninterrupted run, bit for bit. Per-frame crops
+  (frame i takes crop i) and a 2-frame mask batch (combined over all N
+  frames) make any slip in the resumed frames' numbering show."""
   import os
   import signal
   import time
   rng = np.random.default_rng(5)
   folder, out = tmp_path / "frames", tmp_path / "out"
   folder.mkdir()
-  n = 400
+  n, stop_at = 40, 6
   for i in range(n):
     _write(folder / f"f{i:03d}.png", rng.random((96, 96, 3), np.float32))
   save_segs(tmp_path / "segs.npz", ((96, 96), [
@@ -301,23 +324,25 @@ def test_interrupted_folder_run_leaves_whole_files_and_resumes(tmp_path):
   argv = ["paste", "--image", str(folder), "--segs", str(tmp_path /
                                                         "segs.npz"),
           "--chunk", "2"]
+  ready = tmp_path / "ready"
   proc = subprocess.Popen(
-      [sys.executable, "-m", "segspaste_jax", *argv, "--out", str(out)],
+      [sys.executable, "-c", _INTERRUPTIBLE_CLI, str(ready), str(stop_at),
+       *argv, "--out", str(out)],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
       env={**os.environ, "SEGSPASTE_JAX_COMPILE_CACHE": "off"})
-  deadline = time.monotonic() + 120
-  while time.monotonic() < deadline and proc.poll() is None:
-    if out.exists() and len(list(out.glob("*.png"))) >= 5:
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, "finished before it could be interrupted"
+  deadline = time.monotonic() + 300
+  while not ready.exists() and proc.poll() is None:
+    assert time.monotonic() < deadline, "the child never reached its frame"
+    time.sleep(0.02)
+  assert proc.poll() is None, proc.communicate()
+  assert (out / f".f{stop_at - 1:03d}.png.partial").is_file()
   proc.send_signal(signal.SIGINT)
   interrupted = time.monotonic()
   _, err = proc.communicate(timeout=60)
   assert time.monotonic() - interrupted < 10
   assert proc.returncode == 130, err
   written = sorted(out.glob("*.png"))
-  assert 5 <= len(written) < n
+  assert len(written) == stop_at - 1
   assert f"wrote {len(written)} of {n} frames" in err
   assert "rerun with --skip-existing" in err
   assert not [p for p in out.iterdir() if p.suffix != ".png"]

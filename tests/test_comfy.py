@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-import cases
+import helpers
 from segspaste_jax import SEG, comfy, segs_paste
 from segspaste_jax.sample import load_sample_image, sample_segs
 
@@ -41,7 +41,7 @@ def test_input_types_match_the_node():
 
 
 def _torch_case(seed):
-  case = cases.random_case(seed)
+  case = helpers.random_case(seed)
   image = torch.from_numpy(case.image)
   ref = (None if case.ref_image_opt is None
          else torch.from_numpy(case.ref_image_opt))
@@ -95,7 +95,7 @@ def test_sample_with_defaults_and_float64_image():
 def test_node_axis_mixup_input():
   rng = np.random.default_rng(9)
   image = torch.from_numpy(rng.random((1, 60, 120, 3), np.float32))
-  segs = ((30, 40), [cases.seg(rng.random((1, 10, 10, 3), np.float32),
+  segs = ((30, 40), [helpers.seg(rng.random((1, 10, 10, 3), np.float32),
                                np.ones((10, 10), np.float32),
                                (5, 5, 15, 15))])
   node = comfy.SEGSPasteJAX()

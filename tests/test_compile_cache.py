@@ -44,7 +44,7 @@ def _run(tmp_path, mode, **env):
                         capture_output=True, text=True, env=environ,
                         timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
+  line = [t for t in proc.stdout.splitlines() if t.startswith("RESULT")][-1]
   return json.loads(line[len("RESULT"):])
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crop_cases import random_regions
+from helpers import random_regions
 from segspaste_jax import (SEG, PackedSegs, SegCrops, crop_segs,
                            make_packed_segs, pack_segs, unpack_segs)
 

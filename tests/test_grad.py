@@ -53,8 +53,8 @@ def _directional_check(loss, args, rng, eps=EPS):
     assert g.dtype == jnp.float64 and g.shape == jnp.shape(x)
     for _ in range(N_DIRECTIONS):
       v = rng.standard_normal(jnp.shape(x))
-      shifted = lambda t: loss(*(a + t * v if i == k else a
-                                 for i, a in enumerate(args)))
+      shifted = lambda t, v=v, k=k: loss(*(a + t * v if i == k else a
+                                           for i, a in enumerate(args)))
       numeric = (shifted(eps) - shifted(-eps)) / (2 * eps)
       analytic = jnp.vdot(g, v)
       np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8,

@@ -1,25 +1,25 @@
 """segs_paste against a second oracle: the node's loops re-stated in torch.
 
-`benchmarks/node_baseline.py` does what the node does the way the node does
-it (torch float32, a 2-D convolution blur, in-place blends, the node's own
-crashes). On every random case the node can run, the pictures must agree.
-Cases where the node crashes (single-frame crops for several frames, ...) or
-wraps around (negative origins) are the library's documented differences
-and are left to test_against_reference.py.
+`node_baseline.py` does what the node does the way the node does it (torch
+float32, a 2-D convolution blur, in-place blends, the node's own crashes).
+The random cases here are drawn inside the node's domain
+(`helpers.random_case(seed, node_domain=True)`: origins inside the image,
+crops with a frame per image frame, the node's feathering), so every one of
+them runs, and on every one the pictures must agree. Where the node crashes
+or wraps around, the library's documented behaviour is tested against the
+float64 reference instead (test_against_reference.py).
 """
-
-import os
-import sys
 
 import numpy as np
 import pytest
 
-import cases
+import helpers
 from segspaste_jax import segs_paste
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.node_baseline import node_segs_paste  # noqa: E402
+from node_baseline import node_segs_paste  # noqa: E402
+
+SEEDS = range(5000, 5060)
 
 
 def _node_can_run(case) -> bool:
@@ -30,17 +30,38 @@ def _node_can_run(case) -> bool:
     crop = seg.cropped_image
     if case.ref_image_opt is None and crop is not None and len(crop) < n:
       return False  # the node raises IndexError
-  return True
+  return case.feather_mode == "node"
 
 
-@pytest.mark.parametrize("seed", range(60))
+def test_node_domain_cases_all_run_and_cover_the_node():
+  """All 60 cases are ones the node runs, and together they exercise what
+  it does: segments, scale matches, per-frame and combined mask batches,
+  resized masks, reference images, every channel count, RGB/RGBA mixes."""
+  cases = [helpers.random_case(seed, node_domain=True) for seed in SEEDS]
+  assert all(map(_node_can_run, cases))
+  segments = [s for c in cases for s in c.segs[1]]
+  n_of = {id(s): c.image.shape[0] for c in cases for s in c.segs[1]}
+  assert len(segments) >= 120
+  assert sum(c.segs[0] != c.image.shape[1:3] for c in cases) >= 5
+  assert sum(c.ref_image_opt is not None for c in cases) >= 5
+  assert {c.image.shape[-1] for c in cases} == {1, 3, 4}
+  masks = [np.shape(s.cropped_mask) for s in segments]
+  assert sum(len(m) == 3 and m[0] > 1 for m in masks) >= 10
+  assert sum(len(m) == 3 and m[0] not in (1, n_of[id(s)])
+             for m, s in zip(masks, segments)) >= 5  # combined by the node
+  crops = [s for s in segments if s.cropped_image is not None]
+  assert sum(np.shape(s.cropped_image)[-1] != c.image.shape[-1]
+             for c in cases for s in c.segs[1]
+             if s.cropped_image is not None) >= 3
+  assert sum(np.shape(s.cropped_image)[1:3] != np.shape(s.cropped_mask)[-2:]
+             for s in crops) >= 5  # masks resized to the crop
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_matches_node_loops(seed):
-  case = cases.random_case(5000 + seed)
-  if not _node_can_run(case):
-    pytest.skip("outside what the node runs")
-  if case.feather_mode != "node":
-    pytest.skip("soft edges: not the node's")
-  kwargs = dict(case.kwargs(), feather_mode=None)
+  case = helpers.random_case(seed, node_domain=True)
+  assert _node_can_run(case)
+  kwargs = case.kwargs()
   del kwargs["feather_mode"]
   # today's node pastes nothing into 1-channel images (a regression the
   # library does not follow: it keeps the seed's blend there)

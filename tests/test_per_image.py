@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import reference
-from cases import random_mask, seg
+from helpers import random_mask, seg
 from segspaste_jax import (pack_segs, paste, segs_paste, stream_segs_paste,
                            unpack_segs)
 from segspaste_jax._src import paste as paste_lib
@@ -23,7 +23,7 @@ def _batch(seed, n=4, c=3):
   rng = np.random.default_rng(seed)
   images = rng.random((n, H, W, c)).astype(np.float32)
   segs = []
-  for k in range(n):
+  for _ in range(n):
     items = []
     for _ in range(int(rng.integers(0, 5))):
       h, w = int(rng.integers(4, 30)), int(rng.integers(4, 30))
@@ -94,7 +94,7 @@ def test_reference_frames_in_images_taller_than_the_bucket(form):
   images = rng.random((n, h, w, 3)).astype(np.float32)
   refs = rng.random((n, h, w, 3)).astype(np.float32)
   segs = []
-  for k in range(n):
+  for _ in range(n):
     items = []
     for y in rng.integers(-10, h - 10, 3):
       side = int(rng.integers(10, 40))

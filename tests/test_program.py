@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import cases
-from cases import seg
+import helpers
+from helpers import seg
 import reference
 from segspaste_jax import pack_segs, paste, segs_paste
 from segspaste_jax._src import cpu as cpu_lib
@@ -25,13 +25,8 @@ N, H, W, C = 2, 96, 112, 3
 
 
 def _segs(rng, count=3, n=N):
-  items = []
-  for _ in range(count):
-    h, w = (int(v) for v in rng.integers(30, 70, 2))
-    x, y = int(rng.integers(-10, W - 20)), int(rng.integers(-10, H - 20))
-    items.append(seg(rng.random((n, h, w, C), np.float32),
-                     rng.random((h, w), np.float32), (x, y, x + w, y + h)))
-  return (H, W), items
+  return helpers.random_segs(rng, (H, W), n=n, count=count, sides=(30, 69),
+                             origins=(-10, 20), channels=C, label="face")
 
 
 def _exported_text(platform: str, *, ref: bool = False, slots: int = 8):
@@ -116,7 +111,7 @@ def test_accelerator_form_one_program_for_every_feather(compile_counter):
 
 def test_paste_under_jit_takes_traced_feather():
   rng = np.random.default_rng(4)
-  case = cases.Case(rng.random((N, H, W, C)).astype(np.float32),
+  case = helpers.Case(rng.random((N, H, W, C)).astype(np.float32),
                     _segs(rng), 0, 255)
   packed = jax.device_put(pack_segs(case.segs, case.image.shape))
   jitted = jax.jit(lambda im, f: paste(im, packed, feather=f))

@@ -17,6 +17,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, strategies as st  # noqa: E402
 
+from helpers import bits  # noqa: E402
 import reference  # noqa: E402
 from segspaste_jax import SEG, segs_paste  # noqa: E402
 
@@ -140,15 +141,10 @@ def _snapshot(scene):
   return [_numpy(a).tobytes() for a in _arrays(scene)]
 
 
-def _bits(a):
-  a = np.asarray(a)
-  return a.view(np.dtype(f"u{a.dtype.itemsize}"))
-
-
 def _unchanged_outside(got, image, outside):
   """`got` equals the image (in the output's dtype) bit for bit there."""
   image = _numpy(image).astype(got.dtype)
-  np.testing.assert_array_equal(_bits(got)[outside], _bits(image)[outside])
+  np.testing.assert_array_equal(bits(got)[outside], bits(image)[outside])
 
 
 @given(scenes())

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cases import seg
+import helpers
+from helpers import seg
 from segspaste_jax import pack_segs, paste, segs_paste, stream_segs_paste
 from segspaste_jax.comfy import SEGSPasteJAX
 
@@ -29,14 +30,8 @@ TRIALS = 4
 
 
 def _segs(rng, n=N, count=6):
-  items = []
-  for k in range(count):
-    h, w = (int(v) for v in rng.integers(80, 200, 2))
-    x, y = int(rng.integers(-20, W - 60)), int(rng.integers(-20, H - 60))
-    items.append(seg(rng.random((n, h, w, C), np.float32),
-                     rng.random((h, w), np.float32), (x, y, x + w, y + h),
-                     label=str(k)))
-  return (H, W), items
+  return helpers.random_segs(rng, (H, W), n=n, count=count, sides=(80, 199),
+                             origins=(-20, 60), channels=C)
 
 
 def _image(rng, n=N):

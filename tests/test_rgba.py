@@ -1,7 +1,8 @@
-"""RGB and RGBA as today's Impact Pack pastes them (SPEC.md's table).
+"""RGB and RGBA as today's Impact Pack pastes them (docs/node.rst, "Today's
+Impact Pack").
 
 Against the float64 reference and against the node's loops re-stated in
-torch with today's `tensor_paste` (benchmarks/node_baseline.py), on seeded
+torch with today's `tensor_paste` (tests/node_baseline.py), on seeded
 random cases for every channel pair, crops and `ref_image_opt` alike; hand
 values for each rule; the pre-2025 rule behind `rgba_mode="legacy"`; and
 the pairs no rule defines, which raise.
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import reference
-from cases import random_mask, seg
+from helpers import random_mask, seg
 from segspaste_jax import (pack_segs, paste, segs_paste, stream_segs_paste,
                            unpack_segs)
 from segspaste_jax._src import paste as paste_lib
@@ -69,7 +70,7 @@ def test_pairs_against_todays_node_loops(c1, c2):
   pytest.importorskip("torch")
   sys.path.insert(0, os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))))
-  from benchmarks.node_baseline import node_segs_paste
+  from node_baseline import node_segs_paste
   image, segs, ref_image = _case(20 + 10 * c1 + c2, c1, c2)
   # the node wraps negative origins around: keep the regions inside
   segs = (segs[0], segs[1][:2])
@@ -121,7 +122,7 @@ def test_legacy_mode_against_reference_and_seed_node(c1, c2):
     pytest.importorskip("torch")
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    from benchmarks.node_baseline import node_segs_paste
+    from node_baseline import node_segs_paste
     segs = (segs[0], segs[1][:2])
     seed_node = node_segs_paste(image, segs, 2, 255, rules="seed").numpy()
     got = np.asarray(segs_paste(image, segs, 2, rgba_mode="legacy"))

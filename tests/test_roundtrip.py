@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crop_cases import random_regions
+from helpers import random_regions
 from segspaste_jax import (SEG, crop_segs, make_packed_segs, paste,
                            segs_paste)
 

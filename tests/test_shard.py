@@ -21,7 +21,7 @@ warnings.simplefilter("ignore")
 import jax, numpy as np
 from segspaste_jax import (SEG, frames_mesh, pack_segs, segs_paste,
                            sharded_paste, stream_segs_paste)
-from cases import random_case
+from helpers import random_case
 
 H, W, C = 24, 40, 3
 results = {"devices": jax.device_count()}
@@ -126,7 +126,8 @@ def results():
                         capture_output=True, text=True, env=env, timeout=600,
                         check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULTS")][-1]
+  line = [t for t in proc.stdout.splitlines()
+          if t.startswith("RESULTS")][-1]
   return json.loads(line[len("RESULTS"):])
 
 

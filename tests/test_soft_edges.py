@@ -14,9 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-import cases
+import helpers
 import reference
-from cases import seg
+from helpers import seg
 from segspaste_jax import pack_segs, paste, segs_paste
 from segspaste_jax._src import paste as paste_lib
 
@@ -75,7 +75,7 @@ def test_feather_zero_changes_nothing():
 
 @pytest.mark.parametrize("seed", range(3))  # and a quarter of test_random_case
 def test_random_cases_against_reference(seed):
-  case = cases.random_case(7000 + seed)
+  case = helpers.random_case(7000 + seed)
   kwargs = dict(case.kwargs(), feather_mode="soft_edges")
   want = reference.segs_paste(case.image, case.segs, **kwargs)
   got = np.asarray(segs_paste(case.image, case.segs, **kwargs))
@@ -84,7 +84,7 @@ def test_random_cases_against_reference(seed):
 
 @pytest.mark.parametrize("form", ["cpu", "accelerator"])
 def test_both_forms_one_program_for_both_modes(form, compile_counter):
-  case = next(c for c in map(cases.random_case, range(7100, 7200))
+  case = next(c for c in map(helpers.random_case, range(7100, 7200))
               if len(c.segs[1]) >= 3 and c.ref_image_opt is None)
   packed = pack_segs(case.segs, case.image.shape).strip_meta()
   run = jax.jit(paste_lib.paste_core, static_argnames=("form", "rgba_mode"))

@@ -1,10 +1,10 @@
 """1,000 calls in one bucket: no recompiles and no memory growth."""
 
-import resource
 import time
 
 import numpy as np
 
+from helpers import rss_mib
 from segspaste_jax import SEG, segs_paste
 
 N, H, W, C = 1, 96, 96, 3
@@ -12,16 +12,6 @@ FEATHER = 4
 CALLS = 1000
 WARM_UP = 100
 SLACK_MIB = 50
-
-
-def _rss_mib() -> float:
-  """Resident set size now (not the peak), from /proc, else the peak."""
-  try:
-    with open("/proc/self/statm") as f:
-      pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
-  except OSError:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _layout(rng):
@@ -51,7 +41,7 @@ def test_thousand_calls_no_recompile_no_growth(compile_counter):
   for _ in range(WARM_UP - 1):  # let allocators and caches settle
     segs_paste(image, _layout(rng), feather=FEATHER,
                max_segments=8).block_until_ready()
-  rss_before = _rss_mib()
+  rss_before = rss_mib()
 
   start = time.perf_counter()
   for _ in range(CALLS):
@@ -59,7 +49,7 @@ def test_thousand_calls_no_recompile_no_growth(compile_counter):
                      alpha=int(rng.integers(0, 256)))
     out.block_until_ready()
   seconds = time.perf_counter() - start
-  growth = _rss_mib() - rss_before
+  growth = rss_mib() - rss_before
 
   print(f"{CALLS} calls in {seconds:.1f} s ({1000 * seconds / CALLS:.1f} ms "
         f"each), RSS {rss_before:.0f} MiB + {growth:.1f} MiB, "

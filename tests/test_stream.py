@@ -2,12 +2,11 @@
 flat memory."""
 
 import os
-import resource
 
 import numpy as np
 import pytest
 
-from cases import random_case
+from helpers import random_case, rss_mib
 from segspaste_jax import SEG, segs_paste, stream_segs_paste
 
 H, W, C = 24, 32, 3
@@ -136,7 +135,6 @@ def test_frame_indices_paste_some_frames(crop_frames, mask_frames):
   rng = np.random.default_rng(20 + crop_frames)
   n = 7
   image = rng.random((n, H, W, C), np.float32)
-  ref = rng.random((n, H, W, C), np.float32)
   segs = _segs(rng, n, crop_frames, mask_frames)
   picked = [5, 1, 2, 6]
   want = np.asarray(segs_paste(image, segs, **KW))
@@ -274,11 +272,6 @@ def test_bad_input():
     run(np.concatenate([image, image]))
 
 
-def _rss_mib() -> float:
-  with open("/proc/self/statm") as f:
-    return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def _peak_rss_streaming(frames: int, side: int, chunk: int = 16) -> float:
   """Largest RSS seen while streaming `frames` generated frames, MiB."""
   rng = np.random.default_rng(6)
@@ -288,7 +281,7 @@ def _peak_rss_streaming(frames: int, side: int, chunk: int = 16) -> float:
   peak = 0.0
   for out in stream_segs_paste(generated, segs, num_frames=frames,
                                chunk=chunk, progress=False, **KW):
-    peak = max(peak, _rss_mib())
+    peak = max(peak, rss_mib())
     del out
   return peak
 

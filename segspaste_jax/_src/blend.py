@@ -4,12 +4,12 @@ With `m` the feathered, resized window mask (`[..., 1]`, broadcast over
 channels), the image's channels C1 and the pasted pixels' channels C2, the
 Impact Pack (2025 on) blends:
 
-| C1 <- C2 | colour                                   | alpha                   |
-|----------|------------------------------------------|-------------------------|
-| C <- C   | `(1 - m) x1 + m x2` (C in 1, 3; 4 with "legacy") | -               |
-| 4 <- 4   | `(1 - m) rgb1 + m rgb2`                   | `a1 + (a2 m)(1 - a1)`   |
-| 4 <- 3   | as 4 <- 4 with `a2 = 1`: `a1 (1 - m) + m`  |                         |
-| 3 <- 4   | `e = m a2`, then `(1 - e) rgb1 + e rgb2`  | -                       |
+| C1 <- C2 | colour                                   | alpha                 |
+|----------|------------------------------------------|-----------------------|
+| C <- C   | `(1 - m) x1 + m x2` (C 1, 3; 4 "legacy") | -                     |
+| 4 <- 4   | `(1 - m) rgb1 + m rgb2`                  | `a1 + (a2 m)(1 - a1)` |
+| 4 <- 3   | as 4 <- 4 with `a2 = 1`                  | `a1 (1 - m) + m`      |
+| 3 <- 4   | `e = m a2`, then `(1 - e) rgb1 + e rgb2` | -                     |
 
 `RGBA_MODES`: "composite" is today's node; "legacy" the node
 before 2025, which blended an RGBA crop into an RGBA image like colour,

@@ -30,7 +30,8 @@ _OFF = ("0", "off", "false", "no", "none")
 def default_dir() -> pathlib.Path:
   """`segspaste_jax/xla` in the platform's per-user cache folder."""
   if sys.platform == "win32":
-    base = os.environ.get("LOCALAPPDATA") or pathlib.Path.home() / "AppData" / "Local"
+    base = (os.environ.get("LOCALAPPDATA")
+            or pathlib.Path.home() / "AppData" / "Local")
   elif sys.platform == "darwin":
     base = pathlib.Path.home() / "Library" / "Caches"
   else:

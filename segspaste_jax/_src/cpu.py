@@ -48,7 +48,7 @@ class Form(NamedTuple):
   max_radius: int
 
   @classmethod
-  def for_feather(cls, feather) -> "Form":
+  def for_feather(cls, feather) -> Form:
     """The form for `feather`: the first of `RADIUS_BUCKETS` that holds a
     concrete feather; the largest for a traced one."""
     if isinstance(feather, jax.core.Tracer):

@@ -11,7 +11,7 @@ Layout (format `segspaste_jax.segs`, version 1), no pickles anywhere:
 | `seg{i}/has_cropped_image` | bool; False where `cropped_image` is None |
 | `seg{i}/cropped_image` | `[F, h, w, C]` as given (only when present) |
 | `seg{i}/cropped_mask` | `[h, w]` or `[M, h, w]` as given |
-| `seg{i}/crop_region`, `seg{i}/bbox` | `[4]` int64 (float64 if one is a float) |
+| `seg{i}/crop_region`, `seg{i}/bbox` | `[4]` int64 (float64 if a float) |
 | `seg{i}/crop_region_is_int`, `seg{i}/bbox_is_int` | bool `[4]`, per value |
 | `seg{i}/confidence` | float64 |
 | `seg{i}/label` | str |

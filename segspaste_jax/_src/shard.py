@@ -129,9 +129,10 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
       replicate); default `frames_mesh()`, all devices.
 
   Returns:
-    `[N, H, W, C]` JAX array of `image`'s dtype (float32 for uint8), split over the `"frames"`
-    axis when N is a multiple of its size; otherwise the padded result is
-    cut back to N frames and comes back replicated on every device (a JAX
+    `[N, H, W, C]` JAX array of `image`'s dtype (float32 for uint8), split
+    over the `"frames"` axis when N is a multiple of its size; otherwise
+    the padded result is cut back to N frames and comes back replicated on
+    every device (a JAX
     array cannot hold uneven shards).
   """
   soft = check_modes(feather_mode, rgba_mode)

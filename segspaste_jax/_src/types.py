@@ -85,7 +85,7 @@ class SegsMeta:
   source_size: tuple[int, int] = (0, 0)
   labels: tuple[str, ...] = ()
   wrappers: tuple[Opaque, ...] = ()
-  per_image: tuple["SegsMeta", ...] = ()
+  per_image: tuple[SegsMeta, ...] = ()
 
   @property
   def num_segments(self) -> int:
@@ -148,7 +148,7 @@ class PackedSegs(NamedTuple):
     """``(S, B)``: the padded segment count and the bucket side."""
     return self.masks.shape[-4], self.masks.shape[-1]
 
-  def strip_meta(self) -> "PackedSegs":
+  def strip_meta(self) -> PackedSegs:
     """Returns the same arrays with empty metadata (a stable pytree shape)."""
     return self._replace(meta=SegsMeta())
 

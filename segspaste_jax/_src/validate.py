@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -303,7 +304,8 @@ def _ints(value, name: str, count: int = 4) -> tuple[int, ...]:
     items = list(arrays.to_numpy(value, name).tolist()) if hasattr(
         value, "shape") else list(value)
   except TypeError:
-    raise TypeError(f"{name}: expected {count} integers, got {value!r}") from None
+    raise TypeError(f"{name}: expected {count} integers, got "
+                    f"{value!r}") from None
   if len(items) != count or any(
       isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__")
       for v in items):
