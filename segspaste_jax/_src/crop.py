@@ -34,18 +34,16 @@ Everything is traced except the bucket side: one compiled program per
 from __future__ import annotations
 
 import functools
-import operator
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-# Coordinates are clipped to this range first (pack_segs allows +-2**30),
-# so that no difference taken here wraps around in int32.
-COORD_LOW, COORD_HIGH = -(1 << 30), 1 << 30
+from segspaste_jax._src import trace_checks
 
+# Kept importable from here for modules that used them before they moved.
+python_int = trace_checks.python_int
 
 class SegCrops(NamedTuple):
   """What `crop_segs` returns; `S` segments, `N` frames, bucket side `B`.
@@ -70,53 +68,6 @@ class SegCrops(NamedTuple):
   crops: jax.Array
   sizes: jax.Array
   visible: jax.Array
-
-
-def as_array(value, name: str, what: str):
-  """`jnp.asarray(value)`, or a `TypeError` naming the argument."""
-  try:
-    return jnp.asarray(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected {what}, got "
-                    f"{type(value).__name__}") from None
-
-
-def python_int(value, name: str, why: str = "") -> int:
-  """`value` as a Python int, for arguments that fix shapes (static), or a
-  `TypeError` "`name`: expected a Python int`why`, got ..."."""
-  message = f"{name}: expected a Python int{why}, got {value!r}"
-  if isinstance(value, (bool, np.bool_)):
-    raise TypeError(message)
-  try:
-    return operator.index(value)
-  except TypeError:  # floats, and traced values (TracerIntegerConversionError)
-    raise TypeError(message) from None
-
-
-def check_bucket(bucket_size) -> int:
-  """`bucket_size` as a Python int >= 1 (it fixes shapes: static)."""
-  bucket_size = python_int(bucket_size, "bucket_size",
-                           " (static: it fixes the crops' shape)")
-  if bucket_size < 1:
-    raise ValueError(f"bucket_size: expected >= 1, got {bucket_size}")
-  return bucket_size
-
-
-def check_regions(regions, name: str = "regions"):
-  """`[S, 4]` integer regions as an int32 array (clipped to +-2**30)."""
-  regions = as_array(regions, name, "an integer array [S, 4]")
-  if not jnp.issubdtype(regions.dtype, jnp.integer):
-    raise TypeError(f"{name}: expected an integer array of crop regions "
-                    f"(x1, y1, x2, y2), got dtype {regions.dtype}")
-  if regions.ndim != 2 or regions.shape[1] != 4:
-    raise ValueError(f"{name}: expected shape [S, 4] (x1, y1, x2, y2), got "
-                     f"{regions.shape}")
-  # clip in the input's own type (int64 under x64, uint8, ...) before
-  # narrowing: the bounds are cut to what that type holds
-  info = jnp.iinfo(regions.dtype)
-  low = np.asarray(max(COORD_LOW, int(info.min)), regions.dtype)
-  high = np.asarray(min(COORD_HIGH, int(info.max)), regions.dtype)
-  return jnp.clip(regions, low, high).astype(jnp.int32)
 
 
 def region_extent(regions, bucket: int, low: int = 0):
@@ -191,12 +142,6 @@ def crop_segs(image, regions, bucket_size: int) -> SegCrops:
       rank or dtype (non-integer regions, a non-numeric image) or a bad
       `bucket_size`.
   """
-  bucket = check_bucket(bucket_size)
-  image = as_array(image, "image", "an array [N, H, W, C]")
-  if image.ndim != 4:
-    raise ValueError(f"image: expected [N, H, W, C], got shape {image.shape}")
-  if not (jnp.issubdtype(image.dtype, jnp.floating)
-          or jnp.issubdtype(image.dtype, jnp.integer)):
-    raise TypeError(f"image: expected a floating or integer array, got "
-                    f"dtype {image.dtype}")
-  return _crop_core(image, check_regions(regions), bucket)
+  bucket = trace_checks.bucket(bucket_size)
+  image = trace_checks.image(image)
+  return _crop_core(image, trace_checks.regions(regions), bucket)
