@@ -17,7 +17,7 @@ import operator
 import jax.numpy as jnp
 import numpy as np
 
-from segspaste_jax._src import validate
+from segspaste_jax._src import filters, validate
 
 # Coordinates are clipped to this range first (pack_segs allows +-2**30),
 # so that no difference taken from them wraps around in int32.
@@ -101,39 +101,53 @@ def float_array(value, name: str, shapes: str):
   return a
 
 
-def sizes(value, name: str, slots: int, low: int, bucket_side: int):
-  """`[S, 2]` integer `(h, w)` per segment, int32 clipped to
-  `[low, bucket_side]`."""
+def _per_segment_shape(a, name: str, slots: int, rest: tuple,
+                       frames: int | None, what: str):
+  """Checks `a.shape` is `(slots,) + rest`, or with `frames` also
+  `(slots, frames) + rest`."""
+  if a.shape == (slots,) + rest:
+    return
+  if frames is not None:
+    if a.shape != (slots, frames) + rest:
+      raise ValueError(f"{name}: expected shape {(slots,) + rest} or "
+                       f"{(slots, frames) + rest} (per frame) {what}, got "
+                       f"{a.shape}")
+    return
+  raise ValueError(f"{name}: expected shape {(slots,) + rest}{what}, got "
+                   f"{a.shape}")
+
+
+def sizes(value, name: str, slots: int, low: int, bucket_side: int,
+          frames: int | None = None):
+  """`[S, 2]` integer `(h, w)` per segment (or `[S, N, 2]` per frame, with
+  `frames`), int32 clipped to `[low, bucket_side]`."""
   a = as_array(value, name, "an integer array [S, 2]")
   if not jnp.issubdtype(a.dtype, jnp.integer):
     raise TypeError(f"{name}: expected an integer array [S, 2] of (h, w), "
                     f"got dtype {a.dtype}")
-  if a.shape != (slots, 2):
-    raise ValueError(f"{name}: expected shape ({slots}, 2) (h, w) per "
-                     f"segment, got {a.shape}")
+  _per_segment_shape(a, name, slots, (2,), frames, " (h, w) per segment")
   return jnp.clip(a.astype(jnp.int32), low, bucket_side)
 
 
-def flags(value, name: str, slots: int):
-  """`[S]` bool per segment."""
+def flags(value, name: str, slots: int, frames: int | None = None):
+  """`[S]` bool per segment (or `[S, N]` per frame, with `frames`)."""
   a = as_array(value, name, "a bool array [S]")
   if a.dtype != jnp.bool_:
     raise TypeError(f"{name}: expected a bool array [S], got dtype {a.dtype}")
-  if a.shape != (slots,):
-    raise ValueError(f"{name}: expected shape ({slots},), got {a.shape}")
+  _per_segment_shape(a, name, slots, (), frames, "")
   return a
 
 
-def reals(value, name: str, shape: tuple):
-  """A real array of exactly `shape`; integers become the default float
-  type (float32, float64 under x64)."""
+def reals(value, name: str, shape: tuple, frames: int | None = None):
+  """A real array of exactly `shape` (or with `frames` inserted after its
+  first axis); integers become the default float type (float32, float64
+  under x64)."""
   a = as_array(value, name, f"a real array {list(shape)}")
   if not (jnp.issubdtype(a.dtype, jnp.floating)
           or jnp.issubdtype(a.dtype, jnp.integer)):
     raise TypeError(f"{name}: expected a real array {list(shape)}, got dtype "
                     f"{a.dtype}")
-  if a.shape != shape:
-    raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+  _per_segment_shape(a, name, shape[0], shape[1:], frames, "")
   return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(
       jnp.result_type(float))
 
@@ -210,3 +224,63 @@ def labels(value, slots: int) -> tuple[str, ...]:
   if len(value) > slots:
     raise ValueError(f"labels: {len(value)} labels for {slots} slots")
   return value
+
+
+def choice(value, name: str, options: tuple[str, ...]) -> str:
+  """One of the static strings `options`."""
+  if not isinstance(value, str) or value not in options:
+    raise ValueError(f"{name}: expected one of {', '.join(map(repr, options))}"
+                     f", got {value!r}")
+  return value
+
+
+def method(value, masks: bool) -> str:
+  """A resampling filter of `filters.METHODS`; None: "linear" for masks,
+  "lanczos3" for pixels."""
+  if value is None:
+    return "linear" if masks else "lanczos3"
+  return choice(value, "method", filters.METHODS)
+
+
+def model_size(value, bucket_side: int) -> tuple[int, int]:
+  """Static `(h, w)` of the model's resolution, two Python ints >= 1."""
+  if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(
+      value) != 2:
+    raise TypeError(f"size: expected two Python ints (h, w) (static: they "
+                    f"fix the crops' shape), got {value!r}")
+  h, w = (python_int(v, "size", " (h, w) (static: they fix the crops' "
+                     "shape)") for v in value)
+  if h < 1 or w < 1:
+    raise ValueError(f"size: expected (h, w) >= 1, got {(h, w)}")
+  # `model_size.make_transform` rounds in int32: 2 * B * side must fit
+  if 2 * bucket_side * max(h, w) + bucket_side >= 1 << 31:
+    raise ValueError(f"size: {(h, w)} with bucket_size {bucket_side} is "
+                     "too large (2 * B * max(h, w) must stay below 2**31)")
+  return h, w
+
+
+def resample_input(value, name: str, sizes_shape: tuple, side: tuple):
+  """Pixels `[S, F, *side, C]` or masks `[S, F, *side]` for a transform
+  whose `sizes` have shape `sizes_shape` (`[S, 2]`, or `[S, N, 2]`: then `F`
+  is `N` or 1).
+
+  Returns:
+    `(array, is_masks)`.
+  """
+  a = as_array(value, name, "an array [S, F, h, w, C] or [S, F, h, w]")
+  if not (jnp.issubdtype(a.dtype, jnp.floating)
+          or jnp.issubdtype(a.dtype, jnp.integer)):
+    raise TypeError(f"{name}: expected a floating or integer array, got "
+                    f"dtype {a.dtype}")
+  slots = sizes_shape[0]
+  frames = (1, sizes_shape[1]) if len(sizes_shape) == 3 else None
+  expected = (f"[{slots}, F, {side[0]}, {side[1]}, C] (pixels) or [{slots}, "
+              f"F, {side[0]}, {side[1]}] (masks)")
+  if frames is not None:
+    expected += f" with F 1 or {frames[1]}"
+  if (a.ndim not in (4, 5) or a.shape[0] != slots or a.shape[2:4] != side
+      or min(a.shape) < 1
+      or (frames is not None and a.shape[1] not in frames)):
+    raise ValueError(f"{name}: expected {expected} to match the transform, "
+                     f"got shape {a.shape}")
+  return a, a.ndim == 4
