@@ -206,7 +206,7 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
   if size is None:
     for name, value, default in (("fit", fit, "stretch"),
                                  ("method", method, "lanczos3")):
-      if value != default:
+      if value not in (None, default):
         raise ValueError(f"{name}: only used with size=(h, w), got "
                          f"{value!r} without it")
     return _crop_core(image, regions, bucket)

@@ -102,7 +102,7 @@ def make_transform(extent, bucket: int, size: tuple[int, int],
     ch, cw = jnp.full_like(eh, mh), jnp.full_like(ew, mw)
   else:
     # The limiting axis fills the output; the other is rounded half up,
-    # in integers (exact: sides are at most 2**15, see checks.model_size).
+    # in int32 (exact: checks.model_size keeps 2 * B * side below 2**31).
     tall = mh * ew <= mw * eh
     safe_h, safe_w = jnp.maximum(eh, 1), jnp.maximum(ew, 1)
     ch = jnp.where(tall, mh, jnp.clip((2 * eh * mw + safe_w) // (2 * safe_w),
