@@ -10,6 +10,7 @@ from segspaste_jax._src import api as _api
 from segspaste_jax._src import crop as _crop
 from segspaste_jax._src import device_segs as _device_segs
 from segspaste_jax._src import feather as _feather
+from segspaste_jax._src import model_size as _model_size
 from segspaste_jax._src import packing as _packing
 from segspaste_jax._src import paste as _paste
 from segspaste_jax._src import segs_io as _segs_io
@@ -18,6 +19,8 @@ from segspaste_jax._src import stream as _stream
 from segspaste_jax._src import types as _types
 from segspaste_jax._src.version import __version__ as __version__
 
+CropTransform = _model_size.CropTransform
+ModelCrops = _model_size.ModelCrops
 PackedSegs = _types.PackedSegs
 SEG = _types.SEG
 SegCrops = _crop.SegCrops
@@ -29,6 +32,8 @@ load_segs = _segs_io.load_segs
 make_packed_segs = _device_segs.make_packed_segs
 pack_segs = _api.pack_segs
 paste = _paste.paste
+resize_to_model = _model_size.resize_to_model
+resize_to_regions = _model_size.resize_to_regions
 save_segs = _segs_io.save_segs
 segs_paste = _api.segs_paste
 sharded_paste = _shard.sharded_paste
@@ -36,6 +41,8 @@ stream_segs_paste = _stream.stream_segs_paste
 unpack_segs = _packing.unpack_segs
 
 __all__ = [
+    "CropTransform",
+    "ModelCrops",
     "PackedSegs",
     "SEG",
     "SegCrops",
@@ -47,6 +54,8 @@ __all__ = [
     "make_packed_segs",
     "pack_segs",
     "paste",
+    "resize_to_model",
+    "resize_to_regions",
     "save_segs",
     "segs_paste",
     "sharded_paste",
@@ -54,5 +63,5 @@ __all__ = [
     "unpack_segs",
 ]
 
-del (_api, _crop, _device_segs, _feather, _packing, _paste, _segs_io, _shard,
-     _stream, _types)
+del (_api, _crop, _device_segs, _feather, _model_size, _packing, _paste,
+     _segs_io, _shard, _stream, _types)

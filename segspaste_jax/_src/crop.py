@@ -27,28 +27,37 @@ holds image pixels, and its `(h, w)` are the sizes of the reference pixels
 with_ref=True)`: `min(y2, H) - max(y1, 0)` clipped at 0, likewise for x)
 whenever the region fits the bucket.
 
-Everything is traced except the bucket side: one compiled program per
-`(image shape, S, B)`, whatever the regions.
+With `size=(h, w)`, each region is then resampled alone to the model's
+resolution (`model_size`): what a detailer's model takes.
+
+Regions may also be given per frame (`[S, N, 4]`: a face that moves
+through a video), each frame cut at its own region.
+
+Everything is traced except the bucket side (and the model's size, fit and
+filter): one compiled program per `(image shape, S, B)`, whatever the
+regions.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-# Coordinates are clipped to this range first (pack_segs allows +-2**30),
-# so that no difference taken here wraps around in int32.
-COORD_LOW, COORD_HIGH = -(1 << 30), 1 << 30
+from segspaste_jax._src import model_size, trace_checks
+
+# Kept importable from here for modules that used it before it moved.
+python_int = trace_checks.python_int
 
 
 class SegCrops(NamedTuple):
   """What `crop_segs` returns; `S` segments, `N` frames, bucket side `B`.
+
+  For per-frame regions (`[S, N, 4]`), `sizes` and `visible` carry a frame
+  axis too (`[S, N, 2]`, `[S, N, 4]`), each frame cut at its own region.
 
   Attributes:
     crops: `[S, N, B, B, C]` of the image's dtype: segment `s`'s crop pixel
@@ -72,56 +81,9 @@ class SegCrops(NamedTuple):
   visible: jax.Array
 
 
-def as_array(value, name: str, what: str):
-  """`jnp.asarray(value)`, or a `TypeError` naming the argument."""
-  try:
-    return jnp.asarray(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected {what}, got "
-                    f"{type(value).__name__}") from None
-
-
-def python_int(value, name: str, why: str = "") -> int:
-  """`value` as a Python int, for arguments that fix shapes (static), or a
-  `TypeError` "`name`: expected a Python int`why`, got ..."."""
-  message = f"{name}: expected a Python int{why}, got {value!r}"
-  if isinstance(value, (bool, np.bool_)):
-    raise TypeError(message)
-  try:
-    return operator.index(value)
-  except TypeError:  # floats, and traced values (TracerIntegerConversionError)
-    raise TypeError(message) from None
-
-
-def check_bucket(bucket_size) -> int:
-  """`bucket_size` as a Python int >= 1 (it fixes shapes: static)."""
-  bucket_size = python_int(bucket_size, "bucket_size",
-                           " (static: it fixes the crops' shape)")
-  if bucket_size < 1:
-    raise ValueError(f"bucket_size: expected >= 1, got {bucket_size}")
-  return bucket_size
-
-
-def check_regions(regions, name: str = "regions"):
-  """`[S, 4]` integer regions as an int32 array (clipped to +-2**30)."""
-  regions = as_array(regions, name, "an integer array [S, 4]")
-  if not jnp.issubdtype(regions.dtype, jnp.integer):
-    raise TypeError(f"{name}: expected an integer array of crop regions "
-                    f"(x1, y1, x2, y2), got dtype {regions.dtype}")
-  if regions.ndim != 2 or regions.shape[1] != 4:
-    raise ValueError(f"{name}: expected shape [S, 4] (x1, y1, x2, y2), got "
-                     f"{regions.shape}")
-  # clip in the input's own type (int64 under x64, uint8, ...) before
-  # narrowing: the bounds are cut to what that type holds
-  info = jnp.iinfo(regions.dtype)
-  low = np.asarray(max(COORD_LOW, int(info.min)), regions.dtype)
-  high = np.asarray(min(COORD_HIGH, int(info.max)), regions.dtype)
-  return jnp.clip(regions, low, high).astype(jnp.int32)
-
-
 def region_extent(regions, bucket: int, low: int = 0):
-  """`[S, 2]` int32 `(y2 - y1, x2 - x1)` clipped to `[low, bucket]`."""
-  x1, y1, x2, y2 = (regions[:, k] for k in range(4))
+  """`[..., 2]` int32 `(y2 - y1, x2 - x1)` clipped to `[low, bucket]`."""
+  x1, y1, x2, y2 = (regions[..., k] for k in range(4))
   # min(y2 - y1, bucket) as y2 - max(y1, y2 - bucket): y2 - y1 itself may
   # be 2**31 (from -2**30 to 2**30)
   extent = [b - jnp.maximum(a, b - bucket) for a, b in ((y1, y2), (x1, x2))]
@@ -139,8 +101,8 @@ def _visible(regions, extent, image_hw, bucket: int):
                     jnp.maximum(right - left, 0)], axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("bucket",))
-def _crop_core(image, regions, bucket: int) -> SegCrops:
+def _cut(image, regions, bucket: int) -> SegCrops:
+  """`crop_segs` for `[S, 4]` regions, shared by every frame."""
   n, h, w, c = image.shape
   b = bucket
   extent = region_extent(regions, b)
@@ -161,7 +123,35 @@ def _crop_core(image, regions, bucket: int) -> SegCrops:
   return SegCrops(crops, extent, _visible(regions, extent, (h, w), b))
 
 
-def crop_segs(image, regions, bucket_size: int) -> SegCrops:
+def _cut_any(image, regions, bucket: int) -> SegCrops:
+  """`_cut`, or for `[S, N, 4]` regions, each frame at its own."""
+  if regions.ndim == 2:
+    return _cut(image, regions, bucket)
+
+  def frame(img, frame_regions):
+    cut = _cut(img[None], frame_regions, bucket)
+    return cut._replace(crops=cut.crops[:, 0])
+
+  return jax.vmap(frame, in_axes=(0, 1), out_axes=1)(image, regions)
+
+
+@functools.partial(jax.jit, static_argnames=("bucket",))
+def _crop_core(image, regions, bucket: int) -> SegCrops:
+  return _cut_any(image, regions, bucket)
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("bucket", "size", "fit", "method"))
+def _model_core(image, regions, bucket: int, size, fit: str,
+                method: str) -> model_size.ModelCrops:
+  cut = _cut_any(image, regions, bucket)
+  transform = model_size.make_transform(cut.sizes, bucket, size, fit)
+  crops = model_size.resize_to_model(cut.crops, transform, method=method)
+  return model_size.ModelCrops(crops, transform)
+
+
+def crop_segs(image, regions, bucket_size: int, *, size=None,
+              fit: str = "stretch", method: str = "lanczos3"):
   """Cuts every segment's crop region out of every frame (jit-compiled).
 
   The inverse of `paste`'s placement: crop pixel `(u, v)` is image pixel
@@ -173,30 +163,54 @@ def crop_segs(image, regions, bucket_size: int) -> SegCrops:
   differentiable with respect to `image`; works under `jax.jit`,
   `jax.vmap` and `jax.grad`.
 
+  With `size=(h, w)`, every region is then resampled alone (taps never
+  read past it) to the model's resolution, antialiased when shrinking;
+  `resize_to_regions` brings the model's output back (see
+  `model_size`).
+
   Args:
     image: `[N, H, W, C]` floating or integer array (its dtype is kept; one
       padded copy of it is made, `B` zeros on every side).
     regions: `[S, 4]` integer `(x1, y1, x2, y2)`, end exclusive, any values
       (coordinates beyond +-2**30 are clamped to +-2**30); an empty region
-      (`x2 <= x1` or `y2 <= y1`) gives an all-zero crop of size 0.
+      (`x2 <= x1` or `y2 <= y1`) gives an all-zero crop of size 0. Or
+      `[S, N, 4]`: one region per segment and frame.
     bucket_size: static Python int `B` >= 1, the crops' side. A region
       larger than `B` is cut to its top-left `B x B`.
+    size: optional static `(h, w)`, the model's resolution: return
+      `ModelCrops` instead of `SegCrops`.
+    fit: with `size`, static: "stretch" (the region fills `h x w`, each
+      axis scaled on its own) or "contain" (aspect kept, centred, zeros
+      around; `transform.content` says where).
+    method: with `size`, static: the filter, "lanczos3" (Pillow's LANCZOS,
+      as the Impact Pack's detailer), "lanczos5", "cubic" or "linear".
 
   Returns:
-    `SegCrops(crops [S, N, B, B, C], sizes [S, 2], visible [S, 4])`, see
-    `SegCrops`.
+    Without `size`: `SegCrops(crops [S, N, B, B, C], sizes [S, 2], visible
+    [S, 4])`, see `SegCrops`. With `size`: `ModelCrops(crops [S, N, h, w,
+    C], transform)`, float crops (float32, float64 for float64 images),
+    see `ModelCrops` and `CropTransform`.
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument, for a wrong
-      rank or dtype (non-integer regions, a non-numeric image) or a bad
-      `bucket_size`.
+      rank or dtype (non-integer regions, a non-numeric image), per-frame
+      regions whose N is not the image's, a bad `bucket_size`, `size`,
+      `fit` or `method`, or `fit`/`method` without `size`.
   """
-  bucket = check_bucket(bucket_size)
-  image = as_array(image, "image", "an array [N, H, W, C]")
-  if image.ndim != 4:
-    raise ValueError(f"image: expected [N, H, W, C], got shape {image.shape}")
-  if not (jnp.issubdtype(image.dtype, jnp.floating)
-          or jnp.issubdtype(image.dtype, jnp.integer)):
-    raise TypeError(f"image: expected a floating or integer array, got "
-                    f"dtype {image.dtype}")
-  return _crop_core(image, check_regions(regions), bucket)
+  bucket = trace_checks.bucket(bucket_size)
+  image = trace_checks.image(image)
+  regions = trace_checks.regions(regions, per_frame=True)
+  if regions.ndim == 3 and regions.shape[1] != image.shape[0]:
+    raise ValueError(f"regions: expected [S, N, 4] with N = {image.shape[0]} "
+                     f"(the image's frames), got shape {regions.shape}")
+  if size is None:
+    for name, value, default in (("fit", fit, "stretch"),
+                                 ("method", method, "lanczos3")):
+      if value not in (None, default):
+        raise ValueError(f"{name}: only used with size=(h, w), got "
+                         f"{value!r} without it")
+    return _crop_core(image, regions, bucket)
+  size = trace_checks.model_size(size, bucket)
+  fit = trace_checks.choice(fit, "fit", model_size.FITS)
+  method = trace_checks.method(method, masks=False)
+  return _model_core(image, regions, bucket, size, fit, method)

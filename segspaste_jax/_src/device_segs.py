@@ -18,62 +18,18 @@ happens in `paste`, and whatever lies past a region's size in the bucket
 
 from __future__ import annotations
 
-import operator
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 
-from segspaste_jax._src import validate
-from segspaste_jax._src.crop import (as_array, check_regions, python_int,
-                                    region_extent)
+from segspaste_jax._src import trace_checks as checks
+from segspaste_jax._src.crop import region_extent
 from segspaste_jax._src.types import Opaque, PackedSegs, SegsMeta
 
 # One shared "no ControlNet wrapper" so that equal metadata compares equal
 # (`Opaque` compares by identity) and a jitted function taking the result
 # as an argument does not recompile per call.
 _NO_WRAPPER = Opaque(None)
-
-
-def _float_array(value, name: str, shapes: str):
-  a = as_array(value, name, f"a floating array {shapes}")
-  if not jnp.issubdtype(a.dtype, jnp.floating):
-    raise TypeError(f"{name}: expected a floating array {shapes} with values "
-                    f"in [0, 1], got dtype {a.dtype}"
-                    + (" (convert uint8 with x / 255)"
-                       if a.dtype == jnp.uint8 else ""))
-  return a
-
-
-def _sizes(value, name: str, slots: int, low: int, bucket: int):
-  a = as_array(value, name, "an integer array [S, 2]")
-  if not jnp.issubdtype(a.dtype, jnp.integer):
-    raise TypeError(f"{name}: expected an integer array [S, 2] of (h, w), "
-                    f"got dtype {a.dtype}")
-  if a.shape != (slots, 2):
-    raise ValueError(f"{name}: expected shape ({slots}, 2) (h, w) per "
-                     f"segment, got {a.shape}")
-  return jnp.clip(a.astype(jnp.int32), low, bucket)
-
-
-def _flags(value, name: str, slots: int):
-  a = as_array(value, name, "a bool array [S]")
-  if a.dtype != jnp.bool_:
-    raise TypeError(f"{name}: expected a bool array [S], got dtype {a.dtype}")
-  if a.shape != (slots,):
-    raise ValueError(f"{name}: expected shape ({slots},), got {a.shape}")
-  return a
-
-
-def _floats(value, name: str, shape: tuple):
-  a = as_array(value, name, f"a real array {list(shape)}")
-  if not (jnp.issubdtype(a.dtype, jnp.floating)
-          or jnp.issubdtype(a.dtype, jnp.integer)):
-    raise TypeError(f"{name}: expected a real array {list(shape)}, got dtype "
-                    f"{a.dtype}")
-  if a.shape != shape:
-    raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-  return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(
-      jnp.result_type(float))
 
 
 def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
@@ -88,10 +44,20 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
   checked while tracing; values are not (sizes are clipped into range, see
   below), so feed it what `crop_segs` and your own code produce.
 
+  Per-frame regions `[S, N, 4]` (a face moving through a video) paste
+  segment `s` of frame `n` at `regions[s, n]`: `masks` are then `[S, B,
+  B]`, `[S, 1, B, B]` or `[S, N, B, B]`, `crops` `[S, Fc, B, B, C]` with
+  `Fc` 1 or >= N (e.g. `crop_segs` with the same regions), and the
+  optional per-segment arrays may carry the frame axis too (`[S, N, 2]`
+  sizes, `[S, N]` flags and confidences, `[S, N, 4]` boxes). The result is
+  the per-image form (`PackedSegs.per_image`, each frame a batch of one
+  with its own SEGS), which `paste` takes as it is.
+
   Args:
     regions: `[S, 4]` integer `(x1, y1, x2, y2)`, end exclusive, any
       values (`paste` clips at the image's edges; coordinates beyond
-      +-2**30 are clamped to +-2**30). `S` is the slot count.
+      +-2**30 are clamped to +-2**30). `S` is the slot count. Or
+      `[S, N, 4]`, per frame (above).
     masks: `[S, B, B]` (one mask per segment, for every frame) or
       `[S, Fm, B, B]` (`Fm` 1 or the image's frame count N) floating, in
       [0, 1], region-aligned at the top-left of the bucket; `B` is the
@@ -129,6 +95,10 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
     `has_crop`, `valid`; `crop_frames` `Fc` where `has_crop` (else 0),
     `mask_frames` 0 for `[S, B, B]` masks and `Fm` for `[S, Fm, B, B]` ones
     where `valid` (else 0), as `pack_segs` records 2-D and 3-D masks.
+    For per-frame regions, the per-image form: `masks` `[N, S, 1, B, B]`,
+    `crops` `[N, S, 1, B, B, C]`, `regions` `[N, S, 4]`, every other array
+    `[N, S, ...]` (one crop frame and, for 4-D masks, one mask frame per
+    image), and `meta.per_image` N copies of the metadata.
 
   Raises:
     TypeError: an argument of the wrong kind (non-floating masks or crops,
@@ -136,94 +106,91 @@ def make_packed_segs(regions, masks, crops=None, *, crop_sizes=None,
     ValueError: a wrong rank or shape, naming the argument and the shape
       expected from the others.
   """
-  regions = check_regions(regions)
+  regions = checks.regions(regions, per_frame=True)
   slots = regions.shape[0]
-
-  masks = _float_array(masks, "masks", "[S, B, B] or [S, Fm, B, B]")
-  if masks.ndim not in (3, 4) or masks.shape[-1] != masks.shape[-2]:
-    raise ValueError("masks: expected [S, B, B] or [S, Fm, B, B] with a "
-                     f"square bucket B x B, got shape {masks.shape}")
-  if masks.shape[0] != slots:
-    raise ValueError(f"masks: expected {slots} segments like regions "
+  frames = regions.shape[1] if regions.ndim == 3 else None
+  lead = regions.shape[:-1]  # (S,), or (S, N) per frame
+  masks, bucket, given_frames = checks.masks(masks, regions.shape)
+  if frames is not None and masks.shape[1] not in (1, frames):
+    raise ValueError(f"masks: expected [S, B, B], [S, 1, B, B] or [S, N, B, "
+                     f"B] with N = {frames} for per-frame regions "
                      f"{regions.shape}, got shape {masks.shape}")
-  if min(masks.shape[1:]) < 1:
-    raise ValueError(f"masks: expected non-empty frames and bucket, got "
-                     f"shape {masks.shape}")
-  bucket = masks.shape[-1]
-  given_frames = 0 if masks.ndim == 3 else masks.shape[1]
-  if masks.ndim == 3:
-    masks = masks[:, None]
-
   if channels is not None:
-    channels = python_int(channels, "channels")
-    if channels not in validate.CHANNELS:
-      raise ValueError(f"channels: expected 1, 3 or 4, got {channels}")
-
+    channels = checks.channels(channels)
   with_crops = crops is not None
   if with_crops:
-    crops = _float_array(crops, "crops", "[S, Fc, B, B, C]")
-    expected = f"[{slots}, Fc, {bucket}, {bucket}, C] (S and B of masks)"
-    if (crops.ndim != 5 or crops.shape[0] != slots
-        or crops.shape[2:4] != (bucket, bucket)):
-      raise ValueError(f"crops: expected {expected}, got shape {crops.shape}")
-    if crops.shape[1] < 1:
-      raise ValueError(f"crops: expected at least one frame, got shape "
-                       f"{crops.shape}")
-    if crops.shape[4] not in validate.CHANNELS:
-      raise ValueError(f"crops: expected 1, 3 or 4 channels, got shape "
-                       f"{crops.shape}")
-    if channels is not None and channels != crops.shape[4]:
-      raise ValueError(f"channels: {channels} differs from the crops' "
-                       f"{crops.shape[4]} channels")
+    crops = checks.crops(crops, slots, bucket, channels)
+    if frames is not None and 1 < crops.shape[1] < frames:
+      raise ValueError(f"crops: expected [S, Fc, B, B, C] with Fc 1 or at "
+                       f"least N = {frames} for per-frame regions "
+                       f"{regions.shape}, got shape {crops.shape}")
   else:
     crops = jnp.zeros((slots, 1, 1, 1, 3 if channels is None else channels),
                       masks.dtype)
 
-  valid = (jnp.ones((slots,), bool) if valid is None
-           else _flags(valid, "valid", slots))
+  def spread(value):  # [S, ...] or [S, N, ...] -> lead + ...
+    if frames is None or value.shape[:2] == lead:
+      return value
+    return jnp.broadcast_to(value[:, None], lead + value.shape[1:])
+
+  extra = {} if frames is None else {"frames": frames}
+  valid = (jnp.ones(lead, bool) if valid is None
+           else spread(checks.flags(valid, "valid", slots, **extra)))
   if has_crop is None:
-    has_crop = valid if with_crops else jnp.zeros((slots,), bool)
+    has_crop = valid if with_crops else jnp.zeros(lead, bool)
   else:
-    has_crop = _flags(has_crop, "has_crop", slots)
+    has_crop = spread(checks.flags(has_crop, "has_crop", slots, **extra))
 
   extent = region_extent(regions, bucket)
   if crop_sizes is None:
     crop_sizes = extent
   else:
-    crop_sizes = _sizes(crop_sizes, "crop_sizes", slots, 0, bucket)
-  crop_sizes = jnp.where(has_crop[:, None], crop_sizes, 0)
+    crop_sizes = spread(checks.sizes(crop_sizes, "crop_sizes", slots, 0,
+                                     bucket, **extra))
+  crop_sizes = jnp.where(has_crop[..., None], crop_sizes, 0)
   mask_sizes = (jnp.maximum(extent, 1) if mask_sizes is None
-                else _sizes(mask_sizes, "mask_sizes", slots, 1, bucket))
+                else spread(checks.sizes(mask_sizes, "mask_sizes", slots, 1,
+                                         bucket, **extra)))
 
   real = jnp.result_type(float)  # float32, or float64 under x64
   bboxes = (regions.astype(real) if bboxes is None
-            else _floats(bboxes, "bboxes", (slots, 4)))
+            else spread(checks.reals(bboxes, "bboxes", (slots, 4), **extra)))
   confidences = (valid.astype(real)
                  if confidences is None
-                 else _floats(confidences, "confidences", (slots,)))
+                 else spread(checks.reals(confidences, "confidences",
+                                          (slots,), **extra)))
 
-  crop_frames = jnp.where(has_crop, jnp.int32(crops.shape[1]), 0)
-  mask_frames = jnp.where(valid, jnp.int32(given_frames), 0)
-  return PackedSegs(crops=crops, masks=masks, regions=regions,
-                    crop_sizes=crop_sizes, mask_sizes=mask_sizes,
-                    has_crop=has_crop, valid=valid, bboxes=bboxes,
-                    confidences=confidences, crop_frames=crop_frames,
-                    mask_frames=mask_frames,
-                    meta=_meta(labels, slots, source_size))
+  meta = _meta(labels, slots, source_size)
+  if frames is None:
+    crop_frames = jnp.where(has_crop, jnp.int32(crops.shape[1]), 0)
+    mask_frames = jnp.where(valid, jnp.int32(given_frames), 0)
+    return PackedSegs(crops=crops, masks=masks, regions=regions,
+                      crop_sizes=crop_sizes, mask_sizes=mask_sizes,
+                      has_crop=has_crop, valid=valid, bboxes=bboxes,
+                      confidences=confidences, crop_frames=crop_frames,
+                      mask_frames=mask_frames, meta=meta)
+
+  # Per frame: the per-image form (`PackedSegs.per_image`), every image a
+  # batch of one with its own SEGS: a leading image axis, one crop frame
+  # and one mask frame per image.
+  def per_image(a):  # [S, N or 1, ...] -> [N, S, 1, ...]
+    a = jnp.broadcast_to(a[:, :frames], (slots, frames) + a.shape[2:])
+    return jnp.swapaxes(a, 0, 1)[:, :, None]
+
+  swap = lambda a: jnp.swapaxes(a, 0, 1)
+  return PackedSegs(
+      crops=per_image(crops), masks=per_image(masks), regions=swap(regions),
+      crop_sizes=swap(crop_sizes), mask_sizes=swap(mask_sizes),
+      has_crop=swap(has_crop), valid=swap(valid), bboxes=swap(bboxes),
+      confidences=swap(confidences),
+      crop_frames=swap(jnp.where(has_crop, jnp.int32(1), 0)),
+      mask_frames=swap(jnp.where(valid, jnp.int32(min(given_frames, 1)), 0)),
+      meta=SegsMeta(source_size=meta.source_size,
+                    per_image=(meta,) * frames))
 
 
 def _meta(labels, slots: int, source_size) -> SegsMeta:
-  try:
-    h0, w0 = (operator.index(v) for v in source_size)
-  except (TypeError, ValueError):
-    raise TypeError("source_size: expected two Python ints (H0, W0), got "
-                    f"{source_size!r}") from None
-  if labels is None:
-    labels = ("",) * slots
-  elif isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
-    raise TypeError(f"labels: expected a sequence of str, got {labels!r}")
-  labels = tuple(labels)
-  if len(labels) > slots:
-    raise ValueError(f"labels: {len(labels)} labels for {slots} slots")
-  return SegsMeta(source_size=(h0, w0), labels=labels,
+  source_size = checks.source_size(source_size)
+  labels = checks.labels(labels, slots)
+  return SegsMeta(source_size=source_size, labels=labels,
                   wrappers=(_NO_WRAPPER,) * len(labels))

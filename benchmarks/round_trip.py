@@ -1,0 +1,120 @@
+"""The detailer's round trip at the model's resolution, on W2.
+
+    python -m benchmarks.round_trip [--size 512] [--repeats 5]
+
+W2's 16 frames of 1024 x 1024 and its 8 regions (192-320 px) are cut to
+`size x size` (`crop_segs(..., size=..., fit="contain")`, Lanczos 3),
+passed through an identity "model", brought back to the regions' sizes
+(`resize_to_regions`), packed (`make_packed_segs`, the regions' own soft
+masks) and pasted with feather 5: each step alone and the whole chain in
+one `jax.jit`, plus `jax.image.scale_and_translate` doing the first step's
+resampling on the same bucket windows, for scale. Every row is its own
+program: the first call (trace, compile, run) and the median of the warm
+calls, on device-resident inputs, `block_until_ready` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import segspaste_jax
+from benchmarks.workloads import WORKLOADS, make_workload
+
+
+def _inputs(bucket: int):
+  image, segs = make_workload("W2")
+  regions = np.array([s.crop_region for s in segs[1]], np.int32)
+  masks = np.zeros((len(regions), bucket, bucket), np.float32)
+  for k, seg in enumerate(segs[1]):
+    h, w = seg.cropped_mask.shape
+    masks[k, :h, :w] = seg.cropped_mask
+  return image, regions, masks
+
+
+def _time(fn, args, repeats: int):
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*args))
+  first = time.perf_counter() - start
+  warm = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    warm.append(time.perf_counter() - start)
+  return first, statistics.median(warm)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--size", type=int, default=512)
+  parser.add_argument("--repeats", type=int, default=5)
+  args = parser.parse_args(argv)
+  size = (args.size, args.size)
+  feather = WORKLOADS["W2"][0]
+  bucket = 320  # W2's largest region side
+  image, regions, masks = _inputs(bucket)
+  image, regions, masks = jax.device_put((image, regions, masks))
+  jax.block_until_ready((image, regions, masks))
+
+  def to_model(image, regions):
+    return segspaste_jax.crop_segs(image, regions, bucket, size=size,
+                                   fit="contain")
+
+  def chain(image, regions, masks):
+    cut = to_model(image, regions)
+    refined = cut.crops  # the identity model
+    back = segspaste_jax.resize_to_regions(refined, cut.transform)
+    packed = segspaste_jax.make_packed_segs(regions, masks, back)
+    return segspaste_jax.paste(image, packed, feather=feather)
+
+  cut = jax.jit(to_model)(image, regions)
+  native = segspaste_jax.crop_segs(image, regions, bucket)
+
+  def paste_native(image, regions, masks, crops):
+    packed = segspaste_jax.make_packed_segs(regions, masks, crops)
+    return segspaste_jax.paste(image, packed, feather=feather)
+
+  def scale_and_translate(crops, transform):
+    """jax.image's resampling of the bucket windows to the content boxes
+    (it reads the whole window, zeros past the region included)."""
+    scale = transform.scales
+    shift = transform.content[..., :2].astype(jnp.float32)
+
+    def one(crop, scale, shift):
+      return jax.image.scale_and_translate(
+          crop, (crop.shape[0],) + size + (crop.shape[-1],), (1, 2), scale,
+          shift, method="lanczos3", antialias=True)
+
+    return jax.vmap(one)(crops, scale, shift)
+
+  rows = [
+      ("crop_segs(size=...) (cut + resample)", jax.jit(to_model),
+       (image, regions)),
+      ("resize_to_regions", jax.jit(segspaste_jax.resize_to_regions),
+       (cut.crops, cut.transform)),
+      ("make_packed_segs + paste, native crops", jax.jit(paste_native),
+       (image, regions, masks, native.crops)),
+      ("whole round trip, one jax.jit", jax.jit(chain),
+       (image, regions, masks)),
+      ("jax.image.scale_and_translate (resample only)",
+       jax.jit(scale_and_translate), (native.crops, cut.transform)),
+  ]
+  print(f"W2: {image.shape[0]} x {image.shape[1]} x {image.shape[2]}, "
+        f"{len(regions)} regions in a {bucket} bucket, to {size[0]} x "
+        f"{size[1]} and back, on {jax.default_backend()} "
+        f"({jax.devices()[0].device_kind}); warm: median of {args.repeats}")
+  print(f"| {'step':<46} | first call (s) | warm (s) |")
+  print(f"|{'-' * 48}|----------------|----------|")
+  for name, fn, fn_args in rows:
+    first, warm = _time(fn, fn_args, args.repeats)
+    print(f"| {name:<46} | {first:14.2f} | {warm:8.3f} |", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
