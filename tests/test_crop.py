@@ -94,7 +94,7 @@ def test_crop_segs_under_jit_and_vmap():
   over_regions = jax.jit(jax.vmap(lambda r: crop_segs(images[0], r, B)))(
       regions)
   for i in range(k):
-    pick = lambda out: jax.tree.map(lambda a: a[i], out)
+    pick = lambda out, i=i: jax.tree.map(lambda a: a[i], out)
     check_against_reference(pick(both), images[i], regions[i], B)
     check_against_reference(pick(over_regions), images[0], regions[i], B)
 

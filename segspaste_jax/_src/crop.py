@@ -49,9 +49,6 @@ from jax import lax
 
 from segspaste_jax._src import model_size, trace_checks
 
-# Kept importable from here for modules that used it before it moved.
-python_int = trace_checks.python_int
-
 
 class SegCrops(NamedTuple):
   """What `crop_segs` returns; `S` segments, `N` frames, bucket side `B`.

@@ -125,9 +125,9 @@ def _apply(x, rows, cols):
   cols[s, (f,) v, l]`, the cheaper axis first, at full precision."""
   f = "f" if rows.ndim == 4 else ""
   u, j = rows.shape[-2:]
-  v, l = cols.shape[-2:]
+  v, k = cols.shape[-2:]
   hi = lax.Precision.HIGHEST
-  if u * j * l + u * l * v <= v * l * j + v * j * u:
+  if u * j * k + u * k * v <= v * k * j + v * j * u:
     y = jnp.einsum(f"s{f}uj,sfjlc->sfulc", rows, x, precision=hi)
     return jnp.einsum(f"s{f}vl,sfulc->sfuvc", cols, y, precision=hi)
   y = jnp.einsum(f"s{f}vl,sfjlc->sfjvc", cols, x, precision=hi)

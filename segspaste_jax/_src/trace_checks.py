@@ -17,7 +17,8 @@ import operator
 import jax.numpy as jnp
 import numpy as np
 
-from segspaste_jax._src import filters, validate
+from segspaste_jax._src import filters
+from segspaste_jax._src.types import CHANNELS
 
 # Coordinates are clipped to this range first (pack_segs allows +-2**30),
 # so that no difference taken from them wraps around in int32.
@@ -175,9 +176,9 @@ def masks(value, regions_shape: tuple, name: str = "masks"):
 
 
 def channels(value) -> int:
-  """`channels` as a Python int in `validate.CHANNELS`."""
+  """`channels` as a Python int in `CHANNELS`."""
   value = python_int(value, "channels")
-  if value not in validate.CHANNELS:
+  if value not in CHANNELS:
     raise ValueError(f"channels: expected 1, 3 or 4, got {value}")
   return value
 
@@ -195,7 +196,7 @@ def crops(value, slots: int, bucket_side: int, channel_count: int | None,
   if a.shape[1] < 1:
     raise ValueError(f"{name}: expected at least one frame, got shape "
                      f"{a.shape}")
-  if a.shape[4] not in validate.CHANNELS:
+  if a.shape[4] not in CHANNELS:
     raise ValueError(f"{name}: expected 1, 3 or 4 channels, got shape "
                      f"{a.shape}")
   if channel_count is not None and channel_count != a.shape[4]:
