@@ -15,10 +15,10 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # pylint: disable=wrong-import-position
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-import pathlib  # noqa: E402
-import sys  # noqa: E402
+import importlib
+import importlib.util
+import pathlib
+import sys
 
 WEB_DIRECTORY = None  # no front-end code
 
@@ -61,5 +61,4 @@ if not hasattr(_module, "pack_exports"):
       f"{getattr(sys.modules.get('segspaste_jax'), '__version__', '?')} is "
       "older than this node pack; upgrade it in ComfyUI's Python")
 globals().update(_module.pack_exports())
-__all__ = sorted(_module.pack_exports()) + ["WEB_DIRECTORY"]
 del _module

@@ -37,12 +37,13 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # pylint: disable=wrong-import-position
-from typing import Any, Callable, NamedTuple  # noqa: E402
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from segspaste_jax import pack_segs, segs_paste, stream_segs_paste  # noqa
-from segspaste_jax._src import arrays, compile_cache  # noqa: E402
+from segspaste_jax import pack_segs, segs_paste, stream_segs_paste
+from segspaste_jax._src import arrays, compile_cache
 
 # The V3 node API version these nodes are declared with (comfy_api.v0_0_2,
 # the first numbered version; ComfyUI keeps numbered versions stable).
@@ -66,7 +67,7 @@ class _In(NamedTuple):
   kind: str  # "IMAGE", "SEGS", "INT", "BOOLEAN" or "COMBO"
   tooltip: str
   optional: bool = False
-  options: dict = {}  # default, min, max, step; "choices" for a COMBO
+  options: Any = None  # default, min, max, step; "choices" for a COMBO
 
 
 _INPUTS = (
@@ -78,11 +79,11 @@ _INPUTS = (
     _In("feather", "INT",
         "Softness of the mask edges: a Gaussian blur of kernel "
         "2 x feather + 1 (sigma 10) on each mask; 0 keeps them hard.",
-        options=dict(default=5, min=0, max=100, step=1)),
+        options={"default": 5, "min": 0, "max": 100, "step": 1}),
     _In("alpha", "INT",
         "Opacity of the pasted segments, from 0 (invisible) to 255 "
         "(opaque).",
-        options=dict(default=255, min=0, max=255, step=1)),
+        options={"default": 255, "min": 0, "max": 255, "step": 1}),
     _In("ref_image_opt", "IMAGE",
         "Optional images to take the pasted pixels from, cut at each SEG's "
         "crop region, instead of the SEGS' own crops.", optional=True),
@@ -90,17 +91,17 @@ _INPUTS = (
         "When the SEGS were detected at another aspect ratio: on places the "
         "crops as the Impact Pack does (its x/y mix-up when rescaling), off "
         "places them correctly. The same for a uniform rescale.",
-        optional=True, options=dict(default=False)),
+        optional=True, options={"default": False}),
     _In("feather_mode", "COMBO",
         "node: the Impact Pack's feathering; soft_edges: the same, faded to "
         "0 at the crop's border, so no rectangular seam shows.",
         optional=True,
-        options=dict(choices=_FEATHER_MODES, default="node")),
+        options={"choices": _FEATHER_MODES, "default": "node"}),
     _In("rgba_mode", "COMBO",
         "How an RGBA crop's alpha lands on an RGBA image: composite (today's "
         "Impact Pack) or legacy (blended like a colour, as before 2025).",
         optional=True,
-        options=dict(choices=_RGBA_MODES, default="composite")),
+        options={"choices": _RGBA_MODES, "default": "composite"}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
@@ -127,7 +128,8 @@ def _v1_input_types() -> dict:
   """`INPUT_TYPES` in ComfyUI's V1 form, from `_INPUTS`."""
   types = {"required": {}, "optional": {}}
   for spec in _INPUTS:
-    options = {k: v for k, v in spec.options.items() if k != "choices"}
+    options = {k: v for k, v in (spec.options or {}).items()
+               if k != "choices"}
     options["tooltip"] = spec.tooltip
     kind = (list(spec.options["choices"]) if spec.kind == "COMBO"
             else spec.kind)
@@ -215,7 +217,7 @@ def _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks):
 def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                 *, node_axis_mixup: bool = False, feather_mode: str = "node",
                 rgba_mode: str = "composite", chunk: int | None = None,
-                hooks: Hooks = Hooks()):
+                hooks: Hooks | None = None):
   """What `SEGSPasteJAX` does: one SEGS into an IMAGE batch, in chunks.
 
   A host (CPU) batch is pasted `chunk` frames at a time by
@@ -234,7 +236,8 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     feather_mode: "node" or "soft_edges" (see `paste`).
     rgba_mode: "composite" or "legacy" (see `paste`).
     chunk: frames per chunk; default `chunk_frames(image.shape[1:])`.
-    hooks: progress bar and cancel check (`comfyui_hooks()` in ComfyUI).
+    hooks: progress bar and cancel check (`comfyui_hooks()` in ComfyUI);
+      default none.
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -244,8 +247,9 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     Whatever `hooks.check_interrupt` raises, between chunks.
   """
   image = _as_torch(image)
-  opts = dict(node_axis_mixup=bool(node_axis_mixup),
-              feather_mode=feather_mode, rgba_mode=rgba_mode)
+  opts = {"node_axis_mixup": bool(node_axis_mixup),
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+  hooks = Hooks() if hooks is None else hooks
   if not _on_host(image) or len(image.shape) != 4 or not len(image):
     return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
   import torch  # pylint: disable=import-outside-toplevel
@@ -274,7 +278,7 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
 def paste_per_image(image, segs, feather: int = 5, alpha=255,
                     ref_image_opt=None, *, node_axis_mixup: bool = False,
                     feather_mode: str = "node", rgba_mode: str = "composite",
-                    chunk: int | None = None, hooks: Hooks = Hooks()):
+                    chunk: int | None = None, hooks: Hooks | None = None):
   """What `SEGSPasteJAXPerImage` does: `segs[n]` into image `n`, in chunks.
 
   A host batch of more than `chunk` images is pasted `chunk` images at a
@@ -288,9 +292,14 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
   Args:
     image: torch `[N, H, W, C]`, the joined images.
     segs: a list of N SEGS, one per image.
-    feather, alpha, ref_image_opt, node_axis_mixup, feather_mode, rgba_mode,
-      chunk, hooks: as `paste_batch` (`ref_image_opt`: 1 or at least N
-      frames).
+    feather: int in 0..100.
+    alpha: int in 0..255.
+    ref_image_opt: optional IMAGE of 1 or at least N frames.
+    node_axis_mixup: see `segs_paste`.
+    feather_mode: "node" or "soft_edges" (see `paste`).
+    rgba_mode: "composite" or "legacy" (see `paste`).
+    chunk: images per chunk; default `chunk_frames(image.shape[1:])`.
+    hooks: progress bar and cancel check; default none.
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -299,8 +308,9 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
     TypeError, ValueError: as `segs_paste`.
   """
   image = _as_torch(image)
-  opts = dict(node_axis_mixup=bool(node_axis_mixup),
-              feather_mode=feather_mode, rgba_mode=rgba_mode)
+  opts = {"node_axis_mixup": bool(node_axis_mixup),
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+  hooks = Hooks() if hooks is None else hooks
   segs = list(segs)
   n = image.shape[0] if len(image.shape) == 4 else 0
   chunk = chunk_frames(image.shape[1:]) if chunk is None and n else chunk
@@ -488,7 +498,7 @@ def load_schema_api():
 
 
 def _v3_input(io, spec: _In):
-  common = dict(optional=spec.optional, tooltip=spec.tooltip)
+  common = {"optional": spec.optional, "tooltip": spec.tooltip}
   opts = spec.options
   if spec.kind == "IMAGE":
     return io.Image.Input(spec.name, **common)

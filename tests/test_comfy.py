@@ -2,11 +2,12 @@
 
 import subprocess
 import sys
+from typing import ClassVar
 
+import cases
 import numpy as np
 import pytest
 
-import cases
 from segspaste_jax import SEG, comfy, segs_paste
 from segspaste_jax.sample import load_sample_image, sample_segs
 
@@ -214,7 +215,7 @@ def test_per_image_node_takes_lists():
 class _Bar:
   """Stands in for comfy.utils.ProgressBar: records its total and steps."""
 
-  made = []
+  made: ClassVar[list] = []
 
   def __init__(self, total):
     self.total, self.steps = total, []
@@ -373,7 +374,7 @@ def _per_image_case(n=7, size=36, seed=11):
 @pytest.mark.parametrize("chunk", [2, 3, 7])
 def test_per_image_chunks_equal_one_shot(chunk):
   image, segs = _per_image_case()
-  hooks, calls = _hooks()
+  hooks, _ = _hooks()
   out = comfy.paste_per_image(image, segs, 4, 230, chunk=chunk, hooks=hooks)
   want = np.asarray(segs_paste(image.numpy(), segs, 4, 230))
   np.testing.assert_array_equal(out.numpy(), want)
@@ -400,7 +401,7 @@ def test_per_image_one_program_for_all_chunks(compile_counter):
 
 def test_per_image_cancel():
   image, segs = _per_image_case()
-  hooks, calls = _hooks(cancel_at=2)
+  hooks, _ = _hooks(cancel_at=2)
   with pytest.raises(_Cancel):
     comfy.paste_per_image(image, segs, 4, 255, chunk=2, hooks=hooks)
   assert _Bar.made[0].steps == [2]

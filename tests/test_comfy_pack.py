@@ -14,9 +14,9 @@ import pathlib
 import subprocess
 import sys
 
+import comfy_stand_in
 import pytest
 
-import comfy_stand_in
 import segspaste_jax
 from segspaste_jax import cli, comfy
 

@@ -9,10 +9,10 @@ import asyncio
 import subprocess
 import sys
 
+import comfy_stand_in
 import numpy as np
 import pytest
 
-import comfy_stand_in
 from segspaste_jax import comfy, segs_paste
 
 torch = pytest.importorskip("torch")
@@ -125,8 +125,9 @@ def test_module_picks_the_form_at_import(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert "['SEGSPasteJAX', 'SEGSPasteJAXPerImage']" in proc.stdout
   proc = subprocess.run(
-      [sys.executable, "-c", "from segspaste_jax import comfy; "
-       "assert not comfy.V3_AVAILABLE; print(sorted(comfy.pack_exports()))"],
+      [sys.executable, "-c", ("from segspaste_jax import comfy; assert not "
+                              "comfy.V3_AVAILABLE; "
+                              "print(sorted(comfy.pack_exports()))")],
       capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr
   assert "['NODE_CLASS_MAPPINGS', 'NODE_DISPLAY_NAME_MAPPINGS']" in proc.stdout
