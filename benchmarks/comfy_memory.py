@@ -88,19 +88,22 @@ def _nbytes(image, segs) -> int:
       s.cropped_image.nbytes + s.cropped_mask.nbytes for s in segs[1]))
 
 
-def _node(which: str, impact_pack: str | None):
+def _node(which: str, impact_pack: str | None, chunk_mib: int | None = None):
   if which == "jax":
-    from segspaste_jax.comfy import SEGSPasteJAX
-    node = SEGSPasteJAX()
+    from segspaste_jax import comfy
+    if chunk_mib:
+      comfy.CHUNK_BYTES = chunk_mib << 20
+    node = comfy.SEGSPasteJAX()
     return lambda image, segs: node.doit(image, segs, 5, 255)[0]
   from benchmarks.impact_node import load_node
   doit = load_node(impact_pack)
   return lambda image, segs: doit(image, segs, 5, 255)
 
 
-def child(which: str, frames: int, side: int, impact_pack: str | None):
+def child(which: str, frames: int, side: int, impact_pack: str | None,
+          chunk_mib: int | None = None):
   """One measurement; prints a JSON line."""
-  paste = _node(which, impact_pack)
+  paste = _node(which, impact_pack, chunk_mib)
   image, segs = _workload(1, side, seed=1)
   paste(image, segs)
   del image, segs
@@ -118,17 +121,20 @@ def child(which: str, frames: int, side: int, impact_pack: str | None):
   output = int(out.numel() * out.element_size())
   assert tuple(out.shape) == (frames, side, side, 3)
   print(json.dumps({
-      "node": which, "frames": frames, "side": side, "inputs": inputs,
+      "node": which + (f" ({chunk_mib} MiB chunks)" if chunk_mib else ""),
+      "frames": frames, "side": side, "inputs": inputs,
       "output": output, "base": base_kib * 1024,
       "held_before_call": held_kib * 1024, "peak": peak_kib * 1024,
       "peak_reset": reset, "seconds": seconds}))
 
 
-def _run_child(which, frames, side, impact_pack):
+def _run_child(which, frames, side, impact_pack, chunk_mib=None):
   argv = [sys.executable, "-m", "benchmarks.comfy_memory", "--child", which,
           str(frames), str(side)]
   if impact_pack:
     argv += ["--impact-pack", impact_pack]
+  if chunk_mib:
+    argv += ["--chunk-mib", str(chunk_mib)]
   env = dict(os.environ, SEGSPASTE_JAX_COMPILE_CACHE="off")
   try:
     proc = subprocess.run(argv, capture_output=True, text=True, env=env,
@@ -175,13 +181,16 @@ def main(argv=None) -> int:
   parser.add_argument("--nodes", default=None,
                       help="jax,impact (default: jax, and impact with "
                            "--impact-pack)")
+  parser.add_argument("--chunk-mib", type=int, metavar="MIB",
+                      help="SEGSPasteJAX's chunk size in MiB of output "
+                           "(default: segspaste_jax.comfy.CHUNK_BYTES)")
   parser.add_argument("--json", metavar="PATH", help="also write the rows")
   parser.add_argument("--child", nargs=3, metavar=("NODE", "N", "SIDE"),
                       help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.child:
     which, frames, side = args.child
-    child(which, int(frames), int(side), args.impact_pack)
+    child(which, int(frames), int(side), args.impact_pack, args.chunk_mib)
     return 0
   nodes = (args.nodes.split(",") if args.nodes else
            ["jax"] + (["impact"] if args.impact_pack else []))
@@ -189,7 +198,8 @@ def main(argv=None) -> int:
   for size in args.sizes.split(","):
     frames, side = (int(v) for v in size.split("x"))
     for which in nodes:
-      rows.append(_run_child(which, frames, side, args.impact_pack))
+      rows.append(_run_child(which, frames, side, args.impact_pack,
+                             args.chunk_mib if which == "jax" else None))
       print(json.dumps(rows[-1]), flush=True)
   print(table(rows))
   if args.json:

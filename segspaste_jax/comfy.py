@@ -228,7 +228,8 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   Args:
     image: IMAGE, torch `[N, H, W, C]` float in [0, 1] (numpy is taken
       too). Not modified.
-    segs: SEGS `((H0, W0), [SEG, ...])`.
+    segs: SEGS `((H0, W0), [SEG, ...])` (a list of N SEGS, one per image,
+      goes to `paste_per_image`).
     feather: int in 0..100.
     alpha: int in 0..255.
     ref_image_opt: optional IMAGE `[N', H, W, C']`.
@@ -246,6 +247,12 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     TypeError, ValueError: as `segs_paste`, naming the argument.
     Whatever `hooks.check_interrupt` raises, between chunks.
   """
+  if isinstance(segs, list) and all(isinstance(s, tuple) for s in segs):
+    # a list of SEGS, one per image (as `segs_paste` takes it)
+    return paste_per_image(image, segs, feather, alpha, ref_image_opt,
+                           node_axis_mixup=node_axis_mixup,
+                           feather_mode=feather_mode, rgba_mode=rgba_mode,
+                           chunk=chunk, hooks=hooks)
   image = _as_torch(image)
   opts = {"node_axis_mixup": bool(node_axis_mixup),
           "feather_mode": feather_mode, "rgba_mode": rgba_mode}

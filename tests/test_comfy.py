@@ -399,6 +399,13 @@ def test_per_image_one_program_for_all_chunks(compile_counter):
   assert not compile_counter
 
 
+def test_batch_node_takes_a_list_of_segs_as_segs_paste_does():
+  image, segs = _per_image_case()
+  (out,) = comfy.SEGSPasteJAX().doit(image, segs, 4, 255)
+  np.testing.assert_array_equal(
+      out.numpy(), np.asarray(segs_paste(image.numpy(), segs, 4, 255)))
+
+
 def test_per_image_cancel():
   image, segs = _per_image_case()
   hooks, _ = _hooks(cancel_at=2)
