@@ -3,6 +3,7 @@
     segspaste-jax demo [--out demo.png] [--feather 5] [--alpha 255]
     segspaste-jax paste --image FILE|DIR --segs FILE.npz --out FILE|DIR
                         [--skip-existing]
+    segspaste-jax comfyui install COMFYUI_DIR
 
 Errors in the input end the program with status 2 and one line on stderr,
 `segspaste-jax: error: ...`, never a traceback. Compiled programs are kept
@@ -24,6 +25,7 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+import segspaste_jax
 from segspaste_jax import (__version__, load_segs, sample, save_segs,
                            segs_paste, stream_segs_paste)
 from segspaste_jax._src import compile_cache, validate
@@ -311,6 +313,111 @@ def _cmd_demo(args) -> None:
   print(f"wrote {args.out} ({3 * w}x{h}: before | masks | after)")
 
 
+# ----------------------------------------------------------------------------
+# `comfyui install`: a loader folder in ComfyUI's custom_nodes/.
+
+LOADER_NAME = "comfyui_segspaste_jax"
+LOADER_MARKER = ".segspaste-jax-loader"
+
+_LOADER_INIT = """\
+# Written by `segspaste-jax comfyui install` (segspaste_jax {version}).
+# Loads the SEGSPaste (JAX) nodes from the segspaste_jax package in the
+# Python that runs ComfyUI. Rerun the command to update this folder; delete
+# the folder to remove the nodes.
+import os
+
+# before JAX starts a backend: leave the GPU's memory to ComfyUI
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+
+# the source checkout the installing segspaste_jax came from (None: an
+# installed package), used where ComfyUI's Python lacks the package
+SOURCE = {source!r}
+
+try:
+  from segspaste_jax import comfy as _nodes
+except ModuleNotFoundError as e:
+  if e.name != "segspaste_jax" or SOURCE is None:
+    raise ImportError(
+        "SEGSPaste (JAX): segspaste_jax is not installed in the Python that "
+        f"runs ComfyUI ({{sys.executable}}); install it there with pip") from e
+  _init = os.path.join(SOURCE, "segspaste_jax", "__init__.py")
+  _spec = importlib.util.spec_from_file_location(
+      "segspaste_jax", _init, submodule_search_locations=[
+          os.path.dirname(_init)])
+  _package = importlib.util.module_from_spec(_spec)
+  sys.modules["segspaste_jax"] = _package
+  _spec.loader.exec_module(_package)
+  from segspaste_jax import comfy as _nodes
+
+globals().update(_nodes.pack_exports())
+"""
+
+
+def _comfyui_folder(path: str) -> Path:
+  """The ComfyUI folder `path`, checked: it holds `main.py` and
+  `custom_nodes/`."""
+  root = Path(path).expanduser()
+  if not root.is_dir():
+    raise ValueError(f"comfyui install: no such folder: {root}")
+  if (root / "main.py").is_file() and (root / "custom_nodes").is_dir():
+    return root
+  if root.name == "custom_nodes" and (root.parent / "main.py").is_file():
+    hint = f"; pass the ComfyUI folder above it, {root.parent}"
+  elif (root / "ComfyUI" / "main.py").is_file():
+    hint = f"; pass the ComfyUI folder inside it, {root / 'ComfyUI'}"
+  else:
+    hint = ""
+  raise ValueError(f"comfyui install: {root} is not a ComfyUI folder (it "
+                   f"has no main.py and custom_nodes/){hint}")
+
+
+def _source_checkout() -> str | None:
+  """The checkout this segspaste_jax runs from, or None when installed."""
+  root = Path(segspaste_jax.__file__).resolve().parent.parent
+  project = root / "pyproject.toml"
+  if project.is_file() and 'name = "segspaste-jax"' in project.read_text(
+      encoding="utf-8"):
+    return str(root)
+  return None
+
+
+def _cmd_comfyui_install(args) -> None:
+  root = _comfyui_folder(args.comfyui_dir)
+  target = root / "custom_nodes" / LOADER_NAME
+  marker = target / LOADER_MARKER
+  if target.is_symlink() or (target.exists() and not target.is_dir()):
+    raise ValueError(f"comfyui install: {target} exists and is not a folder "
+                     "written by segspaste-jax; remove it first")
+  if target.exists() and not marker.is_file():
+    raise ValueError(f"comfyui install: {target} exists and was not written "
+                     f"by segspaste-jax (no {LOADER_MARKER} in it); remove "
+                     "it or move it away first")
+  updating = target.exists()
+  source = _source_checkout()
+  target.mkdir(parents=True, exist_ok=True)
+  marker.write_text(f"segspaste_jax {__version__}\n", encoding="utf-8")
+  (target / "__init__.py").write_text(
+      _LOADER_INIT.format(version=__version__, source=source),
+      encoding="utf-8")
+  examples = (Path(source) / LOADER_NAME / "example_workflows"
+              if source else None)
+  workflows = (sorted(examples.glob("*.json"))
+               if examples is not None and examples.is_dir() else [])
+  for workflow in workflows:
+    (target / "example_workflows").mkdir(exist_ok=True)
+    (target / "example_workflows" / workflow.name).write_bytes(
+        workflow.read_bytes())
+  copied = len(workflows)
+  extra = f" and {_count(copied, 'example workflow')}" if copied else ""
+  print(f"{'updated' if updating else 'wrote'} {target} (a loader{extra}); "
+        "restart ComfyUI to load SEGSPaste (JAX)")
+  print(f"ComfyUI's Python needs segspaste_jax and JAX (this command ran on "
+        f"{sys.executable})")
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = _Parser(
       prog=PROG,
@@ -319,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--version", action="version",
                       version=f"%(prog)s {__version__}")
   commands = parser.add_subparsers(dest="command", required=True,
-                                   metavar="{demo,paste}")
+                                   metavar="{demo,paste,comfyui}")
 
   def common(p):
     p.add_argument("--feather", type=_int_in(0, 100), default=5, metavar="N",
@@ -382,6 +489,25 @@ def _parser() -> argparse.ArgumentParser:
                               "(frame i still takes frame i of each SEG's "
                               "crop and mask)")
   paste_cmd.set_defaults(run=_cmd_paste)
+
+  comfyui = commands.add_parser(
+      "comfyui", help="set up the ComfyUI nodes",
+      description="Sets up SEGSPaste (JAX), the ComfyUI nodes, in a ComfyUI "
+                  "folder.")
+  comfyui_commands = comfyui.add_subparsers(dest="comfyui_command",
+                                            required=True, metavar="{install}")
+  install = comfyui_commands.add_parser(
+      "install", help="write a loader folder into ComfyUI's custom_nodes/",
+      description=f"Writes custom_nodes/{LOADER_NAME}/ into a ComfyUI "
+                  "folder: a loader for the nodes of the segspaste_jax "
+                  "package (and the example workflows, from a checkout). "
+                  "Run it again to update the loader; it never replaces a "
+                  "folder it did not write. The Python that runs ComfyUI "
+                  "needs segspaste_jax installed.")
+  install.add_argument("comfyui_dir", metavar="COMFYUI_DIR",
+                       help="the ComfyUI folder (holding main.py and "
+                            "custom_nodes/)")
+  install.set_defaults(run=_cmd_comfyui_install)
   return parser
 
 
