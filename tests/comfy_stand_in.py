@@ -5,8 +5,8 @@ comfyanonymous/ComfyUI; `v0_0_2` re-exports `latest`'s `io` and
 `ComfyExtension`), not copied from it: inputs are objects that know their
 V1 form, `("TYPE", {options without None})` under "required" or
 "optional" by their `optional` flag (a combo's: `("COMBO", {"options":
-[...], "multiselect": False, ...})`); a `Schema` lists them in order; nodes subclass `io.ComfyNode` and
-define the classmethods `define_schema` and `execute`, which returns
+[...], "multiselect": False, ...})`); a `Schema` lists them in order;
+nodes subclass `io.ComfyNode` and define the classmethods `define_schema` and `execute`, which returns
 `io.NodeOutput`; an extension lists its nodes from `async get_node_list`.
 
 `install(root)` writes it as a package under `root`, for subprocesses;
@@ -126,7 +126,7 @@ def modules():
   """`(comfy_api, comfy_api.v0_0_2)` as in-memory modules."""
   package = types.ModuleType("comfy_api")
   version = types.ModuleType("comfy_api.v0_0_2")
-  exec(compile(SOURCE, "comfy_api/v0_0_2/__init__.py", "exec"),  # noqa: S102
+  exec(compile(SOURCE, "comfy_api/v0_0_2/__init__.py", "exec"),
        version.__dict__)
   package.v0_0_2 = version
   return package, version

@@ -268,7 +268,7 @@ def test_example_workflows_match_the_nodes():
     nodes = {n["id"]: n for n in workflow["nodes"]}
     assert len(nodes) == len(workflow["nodes"])
     assert workflow["last_node_id"] == max(nodes)
-    assert workflow["last_link_id"] == max(l[0] for l in workflow["links"])
+    assert workflow["last_link_id"] == max(k[0] for k in workflow["links"])
     for link_id, src, src_slot, dst, dst_slot, kind in workflow["links"]:
       out = nodes[src]["outputs"][src_slot]
       into = nodes[dst]["inputs"][dst_slot]
@@ -309,7 +309,7 @@ def test_drop_in_workflow_uses_the_defaults_beside_the_impact_node():
   # the same three wires into both
   assert ([i["link"] is not None for i in ours["inputs"]]
           == [True, True, True])
-  sources = {l[0]: (l[1], l[2]) for l in workflow["links"]}
+  sources = {k[0]: (k[1], k[2]) for k in workflow["links"]}
   assert ([sources[i["link"]] for i in ours["inputs"]]
           == [sources[i["link"]] for i in theirs["inputs"]])
 

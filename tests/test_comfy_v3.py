@@ -95,7 +95,7 @@ def test_execute_runs_the_same_paste(api):
 def comfy_seg(rng, frames):
   import helpers
   return helpers.seg(rng.random((frames, 12, 10, 3), np.float32),
-                   rng.random((12, 10), np.float32), (4, 6, 14, 18))
+                     rng.random((12, 10), np.float32), (4, 6, 14, 18))
 
 
 def test_extension_lists_both_nodes(api):
