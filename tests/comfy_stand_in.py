@@ -6,8 +6,9 @@ comfyanonymous/ComfyUI; `v0_0_2` re-exports `latest`'s `io` and
 V1 form, `("TYPE", {options without None})` under "required" or
 "optional" by their `optional` flag (a combo's: `("COMBO", {"options":
 [...], "multiselect": False, ...})`); a `Schema` lists them in order;
-nodes subclass `io.ComfyNode` and define the classmethods `define_schema` and `execute`, which returns
-`io.NodeOutput`; an extension lists its nodes from `async get_node_list`.
+nodes subclass `io.ComfyNode` and define the classmethods `define_schema`
+and `execute`, which returns `io.NodeOutput`; an extension lists its nodes
+from `async get_node_list`.
 
 `install(root)` writes it as a package under `root`, for subprocesses;
 `modules()` builds it in memory.
