@@ -20,9 +20,12 @@ node, one fresh child process:
 
 The rise is the peak over the baseline; the target for SEGSPaste (JAX) is
 at most 1.15 x (inputs + output), the memory the inputs and one float32
-output need. Nodes: `jax` (`SEGSPasteJAX.doit`, this checkout) and, with
-`--impact-pack`, `impact` (the Impact Pack's own `SEGSPaste.doit` read from
-that checkout by `benchmarks/impact_node.py`; it needs torchvision).
+output need. Nodes: `jax` (`SEGSPasteJAX.doit`, this checkout);
+`node2025` (the node's loops re-stated in torch, `tests/node_baseline.py`,
+with the output preallocated as the Impact Pack's node does since 2025,
+whose code is not at hand here); and, with `--impact-pack`, `impact` (the
+Impact Pack's own `SEGSPaste.doit` read from that checkout by
+`benchmarks/impact_node.py`; it needs torchvision).
 Linux only (it reads /proc/self/status).
 """
 
@@ -95,6 +98,10 @@ def _node(which: str, impact_pack: str | None, chunk_mib: int | None = None):
       comfy.CHUNK_BYTES = chunk_mib << 20
     node = comfy.SEGSPasteJAX()
     return lambda image, segs: node.doit(image, segs, 5, 255)[0]
+  if which == "node2025":
+    from tests.node_baseline import node_segs_paste
+    return lambda image, segs: node_segs_paste(image, segs, 5, 255,
+                                               preallocate=True)
   from benchmarks.impact_node import load_node
   doit = load_node(impact_pack)
   return lambda image, segs: doit(image, segs, 5, 255)
@@ -179,8 +186,8 @@ def main(argv=None) -> int:
                       help="a ComfyUI-Impact-Pack checkout: also measure its "
                            "SEGSPaste")
   parser.add_argument("--nodes", default=None,
-                      help="jax,impact (default: jax, and impact with "
-                           "--impact-pack)")
+                      help="jax,node2025,impact (default: jax and node2025, "
+                           "and impact with --impact-pack)")
   parser.add_argument("--chunk-mib", type=int, metavar="MIB",
                       help="SEGSPasteJAX's chunk size in MiB of output "
                            "(default: segspaste_jax.comfy.CHUNK_BYTES)")
@@ -193,7 +200,7 @@ def main(argv=None) -> int:
     child(which, int(frames), int(side), args.impact_pack, args.chunk_mib)
     return 0
   nodes = (args.nodes.split(",") if args.nodes else
-           ["jax"] + (["impact"] if args.impact_pack else []))
+           ["jax", "node2025"] + (["impact"] if args.impact_pack else []))
   rows = []
   for size in args.sizes.split(","):
     frames, side = (int(v) for v in size.split("x"))

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from segspaste_jax import pack_segs, segs_paste, stream_segs_paste
-from segspaste_jax._src import arrays, compile_cache
+from segspaste_jax._src import arrays, compile_cache, validate
 
 # The V3 node API version these nodes are declared with (comfy_api.v0_0_2,
 # the first numbered version; ComfyUI keeps numbered versions stable).
@@ -54,8 +54,6 @@ COMFY_API_VERSION = "v0_0_2"
 # dispatch, cutting the SEGS' per-frame crops) does not show.
 CHUNK_BYTES = 32 << 20
 
-_FEATHER_MODES = ("node", "soft_edges")
-_RGBA_MODES = ("composite", "legacy")
 _CATEGORY = "ImpactPack/Detailer"
 
 
@@ -96,12 +94,12 @@ _INPUTS = (
         "node: the Impact Pack's feathering; soft_edges: the same, faded to "
         "0 at the crop's border, so no rectangular seam shows.",
         optional=True,
-        options={"choices": _FEATHER_MODES, "default": "node"}),
+        options={"choices": validate.FEATHER_MODES, "default": "node"}),
     _In("rgba_mode", "COMBO",
         "How an RGBA crop's alpha lands on an RGBA image: composite (today's "
         "Impact Pack) or legacy (blended like a colour, as before 2025).",
         optional=True,
-        options={"choices": _RGBA_MODES, "default": "composite"}),
+        options={"choices": validate.RGBA_MODES, "default": "composite"}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
@@ -172,7 +170,8 @@ _cache_checked = False
 
 
 def _enable_compile_cache() -> None:
-  """Once per process: JAX's persistent compilation cache (see README)."""
+  """Once per process: JAX's persistent compilation cache (docs/core.rst,
+  "Compile cache")."""
   global _cache_checked
   if not _cache_checked:
     _cache_checked = True

@@ -10,6 +10,7 @@ import dataclasses
 import resource
 
 import numpy as np
+import pytest
 
 from segspaste_jax import SEG
 
@@ -192,6 +193,13 @@ def random_segs(rng, size, *, n: int, count: int, sides: tuple[int, int],
                      rng.random((h, w), np.float32), (x, y, x + w, y + h),
                      label=str(k) if label is None else label))
   return tuple(size), items
+
+
+def quick_first(values, count: int) -> list:
+  """`values` as pytest parameters, all but the first `count` marked slow:
+  the quick subset (`-m "not slow"`) runs a few, the full suite all."""
+  return [pytest.param(v, marks=() if k < count else pytest.mark.slow)
+          for k, v in enumerate(values)]
 
 
 def bits(a) -> np.ndarray:

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 pytest.importorskip("torch")
 
 SCRIPT = """

@@ -31,6 +31,7 @@ def _one_error_line(capsys_or_text):
   return lines[0]
 
 
+@pytest.mark.slow
 def test_demo_subprocess(tmp_path):
   out = tmp_path / "demo.png"
   proc = subprocess.run(
@@ -46,6 +47,7 @@ def test_demo_subprocess(tmp_path):
     assert word in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_panels(tmp_path, capsys):
   out = tmp_path / "d.png"
   assert cli.main(["demo", "--out", str(out), "--save-segs",
@@ -113,6 +115,7 @@ def _frames_folder(tmp_path, channels=3, n=3):
   return folder, frames, segs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [None, 2])
 def test_paste_folder(tmp_path, chunk):
   folder, frames, segs = _frames_folder(tmp_path)
@@ -131,6 +134,7 @@ def test_paste_folder(tmp_path, chunk):
                                atol=ROUNDING)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 4])
 def test_paste_folder_keeps_l_and_rgba(tmp_path, channels):
   folder, frames, segs = _frames_folder(tmp_path, channels)
@@ -146,6 +150,7 @@ def test_paste_folder_keeps_l_and_rgba(tmp_path, channels):
                                atol=ROUNDING)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--feather-mode", "soft_edges"],
                                    ["--rgba-mode", "legacy"]])
 def test_paste_folder_modes(tmp_path, flags):
@@ -169,6 +174,7 @@ def test_paste_folder_modes(tmp_path, flags):
                                atol=ROUNDING)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref_frames", [1, 3])
 def test_paste_with_ref_folder(tmp_path, ref_frames):
   folder, frames, segs = _frames_folder(tmp_path)
@@ -195,6 +201,7 @@ def test_help(argv, capsys):
   assert "usage: segspaste-jax" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_help_subprocess():
   proc = subprocess.run([sys.executable, "-m", "segspaste_jax", "paste",
                          "--help"], capture_output=True, text=True,
@@ -202,6 +209,7 @@ def test_help_subprocess():
   assert proc.returncode == 0 and "--segs" in proc.stdout
 
 
+@pytest.mark.slow
 def test_bad_input_subprocess(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "segspaste_jax", "paste", "--image",
@@ -298,6 +306,7 @@ sys.exit(cli.main(argv))
 """
 
 
+@pytest.mark.slow
 def test_interrupted_folder_run_leaves_whole_files_and_resumes(tmp_path):
   """Ctrl-C during a long folder run, in the middle of writing a frame:
   status 130 within seconds, a line saying how many frames were written,
@@ -364,6 +373,7 @@ def test_interrupted_folder_run_leaves_whole_files_and_resumes(tmp_path):
   assert not [p for p in out.iterdir() if p.suffix != ".png"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_ref", [False, True])
 def test_skip_existing_pastes_the_missing_frames(tmp_path, capsys, with_ref):
   """Frame 0 of 3 already written: it is kept as it is, and frames 1 and 2

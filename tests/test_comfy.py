@@ -129,6 +129,7 @@ def test_bad_input_raises_a_clear_error():
     comfy.SEGSPasteJAX().doit(image, ((32, 32), []), feather=101)
 
 
+@pytest.mark.slow
 def test_module_imports_without_torch():
   code = ("import sys; sys.modules['torch'] = None; "
           "import segspaste_jax, segspaste_jax.comfy, segspaste_jax.cli; "
@@ -139,6 +140,7 @@ def test_module_imports_without_torch():
   assert "SEGSPasteJAX" in proc.stdout
 
 
+@pytest.mark.slow
 def test_numpy_fallback_when_dlpack_fails(monkeypatch):
   image = torch.from_numpy(load_sample_image(48))
   segs = sample_segs(image)
@@ -185,6 +187,7 @@ def test_device_tensors_come_in_by_dlpack(monkeypatch):
   np.testing.assert_array_equal(np.asarray(array), image.numpy())
 
 
+@pytest.mark.slow
 def test_per_image_node_takes_lists():
   """ComfyUI's list form: two image batches (3 images) and 3 SEGS."""
   rng = np.random.default_rng(7)
@@ -371,6 +374,7 @@ def _per_image_case(n=7, size=36, seed=11):
   return image, segs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [2, 3, 7])
 def test_per_image_chunks_equal_one_shot(chunk):
   image, segs = _per_image_case()
@@ -414,6 +418,7 @@ def test_per_image_cancel():
   assert _Bar.made[0].steps == [2]
 
 
+@pytest.mark.slow
 def test_per_image_node_chunked(monkeypatch):
   image, segs = _per_image_case()
   monkeypatch.setattr(comfy, "CHUNK_BYTES", 2 * 36 * 36 * 3 * 4)

@@ -72,6 +72,7 @@ def _load(folder, *, path=(), hide_installed=False, env=None, cwd=None):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_pack_loads_v1_without_comfy_api():
   got = _load(PACK)
   assert got["form"] == "v1" and got["nodes"] == NODES
@@ -79,12 +80,14 @@ def test_pack_loads_v1_without_comfy_api():
   assert got["prealloc"] == "false"
 
 
+@pytest.mark.slow
 def test_pack_loads_v3_with_comfy_api(tmp_path):
   comfy_stand_in.install(tmp_path)
   got = _load(PACK, path=[tmp_path])
   assert got["form"] == "v3" and got["nodes"] == NODES
 
 
+@pytest.mark.slow
 def test_pack_loads_from_its_checkout_when_not_installed(tmp_path):
   """A copy of the repository (or a link to its pack folder) works without
   installing the library: the pack imports the checkout beside it."""
@@ -96,6 +99,7 @@ def test_pack_loads_from_its_checkout_when_not_installed(tmp_path):
   assert got["library"] == str(ROOT / "segspaste_jax" / "__init__.py")
 
 
+@pytest.mark.slow
 def test_pack_copied_alone_without_library_says_what_to_do(tmp_path):
   copy = tmp_path / "custom_nodes" / "comfyui_segspaste_jax"
   copy.mkdir(parents=True)
@@ -126,6 +130,7 @@ except RuntimeError:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["segspaste_jax.comfy",
                                     "comfyui_segspaste_jax"])
 @pytest.mark.parametrize("user", [None, "true"])
@@ -183,6 +188,7 @@ def _comfyui(tmp_path):
   return root
 
 
+@pytest.mark.slow
 def test_install_writes_a_loader_that_comfyui_loads(tmp_path, capsys):
   root = _comfyui(tmp_path)
   assert cli.main(["comfyui", "install", str(root)]) == 0

@@ -106,6 +106,7 @@ def test_extension_lists_both_nodes(api):
       "SEGSPasteJAX", "SEGSPasteJAXPerImage"]
 
 
+@pytest.mark.slow
 def test_module_picks_the_form_at_import(tmp_path):
   """With comfy_api importable, the module offers `comfy_entrypoint` and a
   pack exports only that (ComfyUI reads V1 mappings first)."""

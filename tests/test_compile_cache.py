@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 SCRIPT = r"""
 import json, sys
 import jax, jax.monitoring, numpy as np

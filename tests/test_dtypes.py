@@ -57,6 +57,7 @@ def test_float_dtypes_match_reference(dtype):
                              atol=TOLERANCE[dtype])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float16, BF16])
 def test_low_precision_blends_in_float32(dtype):
   """With one segment per pixel, the result is the float32 paste of the
@@ -92,6 +93,7 @@ def test_uint8_image():
         np.asarray(segs_paste(other, segs, feather=3, alpha=230)), out)
 
 
+@pytest.mark.slow
 def test_uint8_crops_and_ref():
   rng = np.random.default_rng(3)
   image = _image(rng, np.float32)
@@ -108,6 +110,7 @@ def test_uint8_crops_and_ref():
                             ref_image_opt=ref.astype(np.float32) / 255)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.uint8, np.float16, BF16, np.float32])
 def test_round_trip(dtype):
   """Nothing pasted (alpha 0, or no SEGs): the image comes back bit for bit,
@@ -123,6 +126,7 @@ def test_round_trip(dtype):
   np.testing.assert_array_equal(out[:, :, :2], image[:, :, :2])
 
 
+@pytest.mark.slow
 def test_uint8_round_trip_through_float():
   """uint8 -> x / 255 (float32) -> round(x * 255) is the identity."""
   levels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)

@@ -15,6 +15,8 @@ import pytest
 
 from segspaste_jax import SEG, pack_segs, paste
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 N_DIRECTIONS = 3
 EPS = 1e-5
 

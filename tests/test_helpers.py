@@ -13,6 +13,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 _FINGERPRINT = r"""
@@ -28,6 +32,7 @@ else:
   sys.modules["torch"] = types.SimpleNamespace(from_numpy=Tensor,
                                                Tensor=Tensor)
 import helpers
+
 digest, tensors = hashlib.sha256(), 0
 def add(x):
   global tensors

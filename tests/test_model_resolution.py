@@ -37,7 +37,7 @@ import pytest
 from jax import lax
 from PIL import Image
 
-from crop_cases import random_regions
+from helpers import random_regions
 from segspaste_jax import (SEG, CropTransform, ModelCrops, PackedSegs,
                            crop_segs, make_packed_segs, paste,
                            resize_to_model, resize_to_regions, segs_paste)
@@ -234,6 +234,7 @@ def test_masks_take_linear_both_ways_and_stay_in_range():
   assert float(ringing.min()) == 0.0 and float(ringing.max()) == 1.0
 
 
+@pytest.mark.slow
 def test_against_pillow_lanczos_on_8_bit_images():
   """Pillow's LANCZOS (the Impact Pack's detailer) on 8-bit crops, up and
   down, within 1.5 levels of 255."""
@@ -267,6 +268,7 @@ def _identity(image, regions):
   return resize_to_regions(cut.crops, cut.transform), cut
 
 
+@pytest.mark.slow
 def test_identity_round_trip_returns_each_region():
   for seed in range(6):
     rng = np.random.default_rng(20 + seed)
@@ -397,6 +399,7 @@ def _pil_resize(x, h, w):
   return np.stack(frames).astype(np.float32) / 255
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fit", ["stretch", "contain"])
 def test_chain_matches_pillow_by_hand_and_segs_paste(fit):
   """Each crop resized by hand with Pillow to 64 x 64 (placed in the middle
@@ -423,6 +426,7 @@ def test_chain_matches_pillow_by_hand_and_segs_paste(fit):
   assert float(jnp.max(jnp.abs(got - image))) > 0.05
 
 
+@pytest.mark.slow
 def test_chain_compiles_once_for_20_layouts(compile_counter):
   """Regions inside, across the edges, off the image, empty and larger
   than the bucket, feathers 0..19: one program."""
@@ -470,6 +474,7 @@ def _loss(params, image, regions, masks, weights):
   return jnp.sum(weights * out) + 0.5 * jnp.sum(out ** 2)
 
 
+@pytest.mark.slow
 def test_grad_wrt_model_parameters_matches_finite_differences(x64):
   image, regions, masks, params = _chain_problem(44, n=1)
   image, masks = image.astype(np.float64), masks.astype(np.float64)
@@ -524,6 +529,7 @@ def test_per_frame_crop_equals_each_frame_alone():
           getattr(alone.transform, field))
 
 
+@pytest.mark.slow
 def test_per_frame_chain_equals_each_frame_alone():
   """Crop, model, back, pack and paste with `[S, N, 4]` regions in one
   program (and the same packed SEGS pasted outside `jit`: the CPU form)

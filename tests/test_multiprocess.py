@@ -25,6 +25,8 @@ import pytest
 import _multiprocess_child as child
 from segspaste_jax import segs_paste
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 120  # both children, start to finish (about 10 s when idle)
 

@@ -76,6 +76,7 @@ def test_cpu_program_keeps_its_branches():
   assert "stablehlo.while" in text and "stablehlo.case" in text
 
 
+@pytest.mark.slow
 def test_feather_sweep_compiles_few_programs(compile_counter):
   """`segs_paste` over feathers 0..100 on one layout: at most 5 programs
   on this CPU (one per radius bucket), each feather against the reference."""

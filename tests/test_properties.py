@@ -21,6 +21,8 @@ from helpers import bits  # noqa: E402
 import reference  # noqa: E402
 from segspaste_jax import SEG, segs_paste  # noqa: E402
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 try:
   import torch
 except ImportError:

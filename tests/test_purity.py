@@ -116,6 +116,7 @@ def test_delete_jax_input_right_after_the_call():
   np.testing.assert_array_equal(np.asarray(image), host)
 
 
+@pytest.mark.slow
 def test_held_results_never_change():
   """Many results of one shape, held across later calls of that shape."""
   rng = np.random.default_rng(3)
@@ -133,6 +134,7 @@ def test_held_results_never_change():
     np.testing.assert_array_equal(np.asarray(out), copy)
 
 
+@pytest.mark.slow
 def test_donated_paste_leaves_other_arrays_alone():
   rng = np.random.default_rng(4)
   segs = _segs(rng, n=1)
@@ -147,6 +149,7 @@ def test_donated_paste_leaves_other_arrays_alone():
       np.asarray(out), np.asarray(paste(kept, packed, feather=3)))
 
 
+@pytest.mark.slow
 def test_four_threads_at_once():
   rng = np.random.default_rng(5)
   jobs = []

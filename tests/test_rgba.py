@@ -88,6 +88,7 @@ def _one(c1, c2, image_value, crop_value):
   return image, segs
 
 
+@pytest.mark.slow
 def test_hand_values_of_each_rule():
   # 4 <- 4: colour replaced, alpha a1 + a2 (1 - a1) = 0.5 + 0.25 * 0.5
   image, segs = _one(4, 4, [0.2, 0.2, 0.2, 0.5], [0.9, 0.8, 0.7, 0.25])
@@ -129,6 +130,7 @@ def test_legacy_mode_against_reference_and_seed_node(c1, c2):
     np.testing.assert_allclose(got, seed_node, rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["cpu", "accelerator"])
 def test_both_forms(form):
   for c1, c2 in PAIRS:
@@ -190,6 +192,7 @@ def test_unpack_gives_rgb_crops_back_as_opaque_rgba():
       np.asarray(segs_paste(image, segs, 3)))
 
 
+@pytest.mark.slow
 def test_stream_takes_the_same_rules():  # the mesh: test_shard.py
   image, segs, ref = _case(95, 4, 3, ref=True, n=4)
   for ref_image in (None, ref):
@@ -199,6 +202,7 @@ def test_stream_takes_the_same_rules():  # the mesh: test_shard.py
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_paste_rgba_mode_is_static_and_checked():
   image, segs = _one(4, 4, [0.2, 0.2, 0.2, 0.5], [0.9, 0.8, 0.7, 0.25])
   packed = pack_segs(segs, image.shape)

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
+
 DEVICES = 4
 
 SCRIPT = r"""
@@ -22,6 +24,7 @@ import jax, numpy as np
 from segspaste_jax import (SEG, frames_mesh, pack_segs, segs_paste,
                            sharded_paste, stream_segs_paste)
 from helpers import random_case
+
 
 H, W, C = 24, 40, 3
 results = {"devices": jax.device_count()}

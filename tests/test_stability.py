@@ -3,9 +3,12 @@
 import time
 
 import numpy as np
+import pytest
 
 from helpers import rss_mib
 from segspaste_jax import SEG, segs_paste
+
+pytestmark = pytest.mark.slow  # seconds to a minute each (see pyproject.toml)
 
 N, H, W, C = 1, 96, 96, 3
 FEATHER = 4

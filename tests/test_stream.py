@@ -70,6 +70,7 @@ def test_random_cases(seed):
   np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_mixed_frames_and_chunks_and_refs():
   rng = np.random.default_rng(1)
   n = 9
@@ -110,6 +111,7 @@ def test_reader_reusing_its_buffer(chunk):
                                                            **KW)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.uint8, np.float16])
 def test_dtype_kept(dtype):
   rng = np.random.default_rng(2)
@@ -286,6 +288,7 @@ def _peak_rss_streaming(frames: int, side: int, chunk: int = 16) -> float:
   return peak
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads RSS from /proc")
 def test_memory_does_not_grow_with_frames():
@@ -296,6 +299,7 @@ def test_memory_does_not_grow_with_frames():
   assert large - small < held / 4, (small, large)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"),
                     reason="reads RSS from /proc")
 def test_memory_does_not_grow_with_frames_256():
