@@ -288,8 +288,11 @@ def _stamps(folder):
 # renamed into place) and says so by creating the file READY; the test then
 # sends SIGINT, which lands there. No race with how fast the frames go.
 _INTERRUPTIBLE_CLI = r"""
-import os, pathlib, sys, time
+import os, pathlib, signal, sys, time
 from segspaste_jax import cli
+# Ctrl-C as at a terminal, even where the test runs in a background job
+# (whose children inherit SIGINT ignored: Python then leaves it ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 ready, stop_at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 real_replace, renames = os.replace, [0]
 
@@ -298,7 +301,10 @@ def replace(src, dst):
     renames[0] += 1
     if renames[0] == stop_at:
       pathlib.Path(ready).touch()
-      time.sleep(600)  # SIGINT arrives here
+      # SIGINT arrives here. Short sleeps: a signal the kernel hands to
+      # another thread (JAX's) is only seen when this one wakes up.
+      for _ in range(12000):
+        time.sleep(0.05)
   real_replace(src, dst)
 
 os.replace = replace

@@ -100,6 +100,20 @@ def test_pack_loads_from_its_checkout_when_not_installed(tmp_path):
 
 
 @pytest.mark.slow
+def test_repository_cloned_into_custom_nodes_loads_as_a_pack(tmp_path):
+  """ComfyUI-Manager's install by git URL: the whole repository in
+  `custom_nodes/`, loaded by its top `__init__.py`, gives the pack's nodes
+  from the checkout (no library installed)."""
+  clone = tmp_path / "custom_nodes" / "segspaste-jax-clone"
+  clone.parent.mkdir()
+  clone.symlink_to(ROOT, target_is_directory=True)
+  got = _load(clone, hide_installed=True, cwd=str(tmp_path))
+  assert got["form"] == "v1" and got["nodes"] == NODES
+  assert got["library"] == str(ROOT / "segspaste_jax" / "__init__.py")
+  assert got["prealloc"] == "false"
+
+
+@pytest.mark.slow
 def test_pack_copied_alone_without_library_says_what_to_do(tmp_path):
   copy = tmp_path / "custom_nodes" / "comfyui_segspaste_jax"
   copy.mkdir(parents=True)
