@@ -33,8 +33,12 @@ echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
 timeout "${COMPILE_S:-90}" $PY -m benchmarks.compile_time --runs 1 \
   2>&1 | tee "$OUT/compile.txt"
 
+# the detailer at the model's resolution: W2 to 512 x 512 and back
+timeout "${ROUND_S:-90}" $PY -m benchmarks.round_trip --repeats 5 \
+  2>&1 | tee "$OUT/round_trip.txt"
+
 timeout "${TEST_S:-200}" $PY -m pytest -q -x -n "${TEST_PROCS:-8}" \
   -p no:cacheprovider --durations=10 \
-  ${TESTS:-tests/test_program.py tests/test_purity.py tests/test_against_reference.py tests/test_grad.py} \
+  ${TESTS:-tests/test_program.py tests/test_purity.py tests/test_against_reference.py tests/test_grad.py tests/test_model_resolution.py} \
   2>&1 | tee "$OUT/tests.txt"
 echo "tests exit: ${PIPESTATUS[0]}" | tee -a "$OUT/tests.txt"

@@ -11,11 +11,19 @@ one `jax.jit`, plus `jax.image.scale_and_translate` doing the first step's
 resampling on the same bucket windows, for scale. Every row is its own
 program: the first call (trace, compile, run) and the median of the warm
 calls, on device-resident inputs, `block_until_ready` included.
+
+The peer (with opencv-python-headless installed, on the host): what a
+capable user writes by hand for the same two resamplings, a crop at a time
+on all of OpenCV's threads: `cv2.resize` of each region of each frame to
+its content box (Lanczos 4, the quality choice for enlarging) and back to
+the region's size (`INTER_AREA`, OpenCV's antialiased choice for
+shrinking).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -113,7 +121,36 @@ def main(argv=None) -> int:
   for name, fn, fn_args in rows:
     first, warm = _time(fn, fn_args, args.repeats)
     print(f"| {name:<46} | {first:14.2f} | {warm:8.3f} |", flush=True)
+  peer = _opencv_peer(np.asarray(image), np.asarray(regions),
+                      np.asarray(cut.transform.content))
+  if peer is not None:
+    first, warm = _time(peer, (), args.repeats)
+    name = "OpenCV peer: both resamplings, crop by crop"
+    print(f"| {name:<46} | {first:14.2f} | {warm:8.3f} |", flush=True)
   return 0
+
+
+def _opencv_peer(image, regions, content):
+  """The two resamplings by hand with OpenCV (see the module docstring), or
+  None without OpenCV. Regions are inside the image (W2's are)."""
+  try:
+    import cv2  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  cv2.setNumThreads(os.cpu_count())
+
+  def run():
+    out = []
+    for s, (x1, y1, x2, y2) in enumerate(regions):
+      top, left, ch, cw = content[s]
+      for frame in image:
+        up = cv2.resize(frame[y1:y2, x1:x2], (int(cw), int(ch)),
+                        interpolation=cv2.INTER_LANCZOS4)
+        out.append(cv2.resize(up, (int(x2 - x1), int(y2 - y1)),
+                              interpolation=cv2.INTER_AREA))
+    return out
+
+  return run
 
 
 if __name__ == "__main__":
