@@ -113,6 +113,16 @@ def test_repository_cloned_into_custom_nodes_loads_as_a_pack(tmp_path):
   assert got["prealloc"] == "false"
 
 
+def test_a_clone_installs_the_library_from_itself():
+  """ComfyUI-Manager runs `pip install LINE` for each line of the clone's
+  requirements.txt, in the clone: the one line installs the checkout."""
+  lines = [line.strip() for line in (ROOT / "requirements.txt").read_text()
+           .splitlines() if line.strip() and not line.startswith("#")]
+  assert lines == ["."]
+  root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+  assert root["project"]["name"] == "segspaste-jax"
+
+
 @pytest.mark.slow
 def test_pack_copied_alone_without_library_says_what_to_do(tmp_path):
   copy = tmp_path / "custom_nodes" / "comfyui_segspaste_jax"
