@@ -246,7 +246,7 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     TypeError, ValueError: as `segs_paste`, naming the argument.
     Whatever `hooks.check_interrupt` raises, between chunks.
   """
-  if isinstance(segs, list) and all(isinstance(s, tuple) for s in segs):
+  if validate.is_per_image(segs):
     # a list of SEGS, one per image (as `segs_paste` takes it)
     return paste_per_image(image, segs, feather, alpha, ref_image_opt,
                            node_axis_mixup=node_axis_mixup,
