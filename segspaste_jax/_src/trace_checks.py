@@ -18,11 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from segspaste_jax._src import filters
-from segspaste_jax._src.types import CHANNELS
-
-# Coordinates are clipped to this range first (pack_segs allows +-2**30),
-# so that no difference taken from them wraps around in int32.
-COORD_LOW, COORD_HIGH = -(1 << 30), 1 << 30
+from segspaste_jax._src.types import CHANNELS, MAX_COORDINATE
 
 
 def as_array(value, name: str, what: str):
@@ -70,11 +66,13 @@ def regions(value, name: str = "regions", per_frame: bool = False):
     shapes = "[S, 4] or [S, N, 4]" if per_frame else "[S, 4]"
     raise ValueError(f"{name}: expected shape {shapes} (x1, y1, x2, y2), got "
                      f"{a.shape}")
-  # clip in the input's own type (int64 under x64, uint8, ...) before
-  # narrowing: the bounds are cut to what that type holds
+  # clipped to +-MAX_COORDINATE first (the host path's bound), so that no
+  # difference taken from them wraps around in int32; in the input's own
+  # type (int64 under x64, uint8, ...) before narrowing: the bounds are cut
+  # to what that type holds
   info = jnp.iinfo(a.dtype)
-  low = np.asarray(max(COORD_LOW, int(info.min)), a.dtype)
-  high = np.asarray(min(COORD_HIGH, int(info.max)), a.dtype)
+  low = np.asarray(max(-MAX_COORDINATE, int(info.min)), a.dtype)
+  high = np.asarray(min(MAX_COORDINATE, int(info.max)), a.dtype)
   return jnp.clip(a, low, high).astype(jnp.int32)
 
 

@@ -39,6 +39,9 @@ Attributes:
 
 # The channel counts of an IMAGE: grey, RGB, RGBA.
 CHANNELS = (1, 3, 4)
+# Crop regions stay within +-this, far inside int32: the core offsets them
+# by image-sized amounts and takes differences of them.
+MAX_COORDINATE = 1 << 30
 
 # The fields every SEG must have (control_net_wrapper may be missing).
 REQUIRED_FIELDS = SEG._fields[:-1]

@@ -30,7 +30,8 @@ from segspaste_jax._src import arrays, blend, feather, node_rules, packing
 from segspaste_jax._src import paste as paste_lib
 from segspaste_jax._src import types
 
-# What the surfaces (CLI, ComfyUI nodes) offer, from where it is defined.
+# Names from where they are defined, for the checks below and for the
+# surfaces (CLI, ComfyUI nodes).
 CHANNELS = types.CHANNELS
 FEATHER_MODES = feather.FEATHER_MODES
 RGBA_MODES = blend.RGBA_MODES
@@ -42,8 +43,7 @@ Seg = types.Seg
 # bilinear resize); anything further out is an error.
 MASK_TOLERANCE = 1e-3
 MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
-# Crop regions stay far inside int32: the core offsets them by image sizes.
-MAX_COORDINATE = 1 << 30
+MAX_COORDINATE = types.MAX_COORDINATE
 MAX_FRAMES = 1 << 40
 
 
@@ -627,7 +627,6 @@ class Call:
       the call must wait for the paste before returning.
     ref: `[N', H, W, C]` reference images like `image`, or None.
     packed: the SEGS, packed for the image (numpy leaves).
-    opts: the checked options.
     as_uint8: the image came as uint8 and the result goes back as uint8.
   """
 
@@ -636,7 +635,6 @@ class Call:
   wait: bool
   ref: Any
   packed: types.PackedSegs
-  opts: Options
   as_uint8: bool
 
 
@@ -670,7 +668,7 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
       ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
                                        > shape[0] else ref)
       wait = wait or wait_ref
-  return Call(image, owned, wait, ref, packed, opts, as_uint8)
+  return Call(image, owned, wait, ref, packed, as_uint8)
 
 
 def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:
