@@ -8,6 +8,7 @@ there is none, calls `comfy_entrypoint` (V3). The subprocesses below do the
 same, in fresh interpreters.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -51,9 +52,15 @@ print(json.dumps({"form": form, "nodes": nodes,
 NODES = ["SEGSPasteJAX", "SEGSPasteJAXPerImage"]
 
 
-def _load(folder, *, path=(), hide_installed=False, env=None, cwd=None):
-  """Runs LOAD on `folder` in a fresh interpreter; returns its JSON."""
+def _load(folder, *, path=(), hide_installed=False, env=None, cwd=None,
+          comfy_loaded=False):
+  """Runs LOAD on `folder` in a fresh interpreter; returns its JSON.
+  `comfy_loaded`: a stand-in for ComfyUI's own `comfy` package, which
+  ComfyUI imports before it loads custom nodes."""
   prelude = "import sys\n"
+  if comfy_loaded:
+    prelude += ("import types\n"
+                "sys.modules['comfy'] = types.ModuleType('comfy')\n")
   for p in path:
     prelude += f"sys.path.insert(0, {str(p)!r})\n"
   if hide_installed:  # as if segspaste_jax were not installed
@@ -107,10 +114,21 @@ def test_repository_cloned_into_custom_nodes_loads_as_a_pack(tmp_path):
   clone = tmp_path / "custom_nodes" / "segspaste-jax-clone"
   clone.parent.mkdir()
   clone.symlink_to(ROOT, target_is_directory=True)
-  got = _load(clone, hide_installed=True, cwd=str(tmp_path))
+  got = _load(clone, hide_installed=True, cwd=str(tmp_path),
+              comfy_loaded=True)
   assert got["form"] == "v1" and got["nodes"] == NODES
   assert got["library"] == str(ROOT / "segspaste_jax" / "__init__.py")
   assert got["prealloc"] == "false"
+
+
+def test_repository_top_imports_as_nothing_outside_comfyui():
+  """Imported by anything but ComfyUI (pytest collects the repository as a
+  package, under any folder name), the top `__init__.py` does nothing."""
+  for name in ("repository_top", "__init__"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert not hasattr(module, "NODE_CLASS_MAPPINGS")
 
 
 def test_a_clone_installs_the_library_from_itself():
