@@ -163,6 +163,9 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
   relative = feather_mode == "relative"
+  if relative:  # one argument type for ints and floats: one program
+    feather = jnp.asarray(feather, jnp.float32)
+  grow = jnp.asarray(grow, jnp.float32)
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
                 grow, **static_args(platform.form_of(image), feather,

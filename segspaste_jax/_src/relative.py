@@ -35,9 +35,9 @@ values past that shape the result only through `area`.
    crop's edge never leaves a seam.
 
 `feather = 0` gives a hard edge: the mask `m` itself where `grow = 0`,
-else 1 where `d + g > 0` and 0 elsewhere (no border factor). An empty mask (`area
-= 0`) gives zero weights. Curved edges are approximate (a blur rounds
-corners: a convex mask's grown edge falls slightly short of `g`).
+else 1 where `d + g > 0` and 0 elsewhere (no border factor). An empty mask
+(`area = 0`) gives zero weights. Curved edges are approximate (a blur
+rounds corners: a convex mask's grown edge falls slightly short of `g`).
 
 `feather` and `grow` are traced: one compiled program for all their values.
 The blur is two dense `[n, n]` matrix products per mask, built from the
@@ -46,7 +46,11 @@ traced sigma (`jax.scipy.special.ndtr`), with no branch.
 
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.scipy import special
 
@@ -206,3 +210,47 @@ def pasted_span(span, mask_hw, ref_hw):
                    / jnp.maximum(mask_hw[0] * mask_hw[1], 1).astype(
                        span.dtype))
   return span * scale
+
+
+def relative_blur_mask(mask, feather=5.0, grow=0.0) -> jax.Array:
+  """Feathers masks relative to their size (`feather_mode="relative"`).
+
+  The ramp's 10 %-90 % width across a straight edge is `feather` per cent
+  of `sqrt(area)` (`area` the mask's sum), its 50 % level `grow` per cent
+  of `sqrt(area)` outside the mask's 0.5 level (inside for negative
+  values), and the result is 0 on the mask's border ring for `feather > 0`
+  (see `relative_weights`). `feather` and `grow` are traced: one program
+  per mask shape.
+
+  Args:
+    mask: `[h, w]` or `[..., h, w]` float array, values in [0, 1].
+    feather: number in 0..100 (0: a hard edge).
+    grow: number in -100..100.
+
+  Returns:
+    float32 weights of `mask`'s shape (float64 for float64 masks under
+    x64), in [0, 1]; each `[h, w]` slice feathered on its own.
+  """
+  mask = jnp.asarray(mask)
+  if not jnp.issubdtype(mask.dtype, jnp.floating):
+    raise TypeError(f"mask: expected a float array, got dtype {mask.dtype}")
+  if mask.ndim < 2 or 0 in mask.shape[-2:]:
+    raise ValueError(f"mask: expected a non-empty [h, w] or [..., h, w], "
+                     f"got shape {mask.shape}")
+  for value, name, bound in ((feather, "feather", 0), (grow, "grow", -100)):
+    if isinstance(value, jax.core.Tracer):
+      continue
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.integer, np.floating)):
+      raise TypeError(f"{name}: expected a number in {bound}..100, got "
+                      f"{value!r}")
+    if not (math.isfinite(value) and bound <= value <= 100):
+      raise ValueError(f"{name}: expected a number in {bound}..100, got "
+                       f"{value}")
+  return _relative_jit(mask, feather, grow)
+
+
+@jax.jit
+def _relative_jit(mask, feather, grow):
+  h, w = mask.shape[-2:]
+  return relative_weights(mask, (jnp.int32(h), jnp.int32(w)), feather, grow)
