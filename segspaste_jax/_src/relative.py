@@ -61,20 +61,19 @@ _REACH = 4.0  # how far inside (in sigma1) the distances are trusted
 _MIN_SIGMA = 1e-3  # a blur this narrow is the identity at pixel centres
 
 
-def _mass(lower, upper):
-  """`Phi(upper) - Phi(lower)` for `lower <= upper`, computed on the side
-  where both are small (no cancellation near 1)."""
-  return jnp.where(lower > 0, special.ndtr(-lower) - special.ndtr(-upper),
-                   special.ndtr(upper) - special.ndtr(lower))
-
-
 def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
   """The blur along one axis: `[..., length, length]`.
 
   Entry `(k, j)`: the mass of a Gaussian of `sigma` centred on pixel `k`
-  over pixel `j`'s span, the first and last real pixels (`0` and `n - 1`)
-  taking the tails beyond them (edge extension); zero for `j >= n`. Rows
-  sum to 1 for `k < n`.
+  over pixel `j`'s span `[j - 1/2, j + 1/2]`, the first and last real
+  pixels (`0` and `n - 1`) taking the tails beyond them (edge extension);
+  zero for `j >= n`. Rows sum to 1 for `k < n`.
+
+  Each boundary `x = (j - 1/2 - k) / sigma` between pixels `j - 1` and `j`
+  gets its tail mass `t = Phi(-|x|)` (one `ndtr` per entry), and each
+  pixel's mass is a difference of tails on its side of the centre, or one
+  minus both where it holds the centre: no difference of two numbers near
+  1, so masses far out keep their relative precision.
 
   Args:
     n: int32 scalar (traced), the real length (>= 1).
@@ -84,16 +83,16 @@ def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
   """
   sigma = jnp.asarray(sigma, dtype)[..., None, None]
   k = jnp.arange(length, dtype=dtype)[:, None]
-  j = jnp.arange(length)[None, :]
-  offset = j.astype(dtype) - k
-  lower = (offset - 0.5) / sigma
-  upper = (offset + 0.5) / sigma
-  first, last = j == 0, j == n - 1
-  mass = jnp.where(first & last, 1.0,
-                   jnp.where(first, special.ndtr(upper),
-                             jnp.where(last, special.ndtr(-lower),
-                                       _mass(lower, upper))))
-  return jnp.where(j < n, mass, 0.0).astype(dtype)
+  j = jnp.arange(length + 1)[None, :]  # boundary j: left of pixel j
+  x = (j.astype(dtype) - 0.5 - k) / sigma
+  # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf
+  x = jnp.where(j == 0, -jnp.inf, jnp.where(j == n, jnp.inf, x))
+  t = jnp.where((j == 0) | (j == n), 0.0, special.ndtr(-jnp.abs(x)))
+  lo, hi = x[..., :-1], x[..., 1:]
+  t_lo, t_hi = t[..., :-1], t[..., 1:]
+  mass = jnp.where(lo >= 0, t_lo - t_hi,
+                   jnp.where(hi <= 0, t_hi - t_lo, 1 - t_lo - t_hi))
+  return jnp.where(j[:, :-1] < n, mass, 0.0).astype(dtype)
 
 
 def _inside(shape, size):
