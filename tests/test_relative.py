@@ -406,3 +406,30 @@ def test_relative_blur_mask_bad_inputs():
     relative_blur_mask(np.ones((8,), np.float32), 5)
   with pytest.raises(ValueError, match="^feather:"):
     relative_blur_mask(np.ones((8, 8), np.float32), 120)
+
+
+def test_cli_relative_mode(tmp_path, capsys):
+  from PIL import Image
+
+  from segspaste_jax import cli, save_segs
+
+  image, segs = _small_case(11)
+  frame = np.round(image[:1] * 255) / 255  # what the PNG holds
+  Image.fromarray(np.round(image[0] * 255).astype(np.uint8)).save(
+      tmp_path / "in.png")
+  save_segs(tmp_path / "segs.npz", segs)
+  argv = ["paste", "--image", str(tmp_path / "in.png"), "--segs",
+          str(tmp_path / "segs.npz"), "--out", str(tmp_path / "out.png")]
+  assert cli.main(argv + ["--feather-mode", "relative", "--feather", "7.5",
+                          "--grow", "-5"]) == 0
+  got = np.asarray(Image.open(tmp_path / "out.png"), np.float32) / 255
+  want = np.asarray(segs_paste(frame, segs, 7.5, feather_mode="relative",
+                               grow=-5))[0]
+  np.testing.assert_allclose(got, want, rtol=0, atol=0.5 / 255 + 1e-6)
+  capsys.readouterr()
+  for flags, match in [(["--grow", "5"], "grow: only feather_mode"),
+                       (["--feather-mode", "relative", "--grow", "101"],
+                        "--grow: expected a number in -100..100"),
+                       (["--feather", "2.5"], "feather: expected an integer")]:
+    assert cli.main(argv + flags) == 2
+    assert match in capsys.readouterr().err
