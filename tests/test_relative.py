@@ -108,15 +108,15 @@ def test_weights_match_float64_reference(compile_counter):
 
 def test_empty_and_hard_masks():
   empty = np.zeros((20, 24), np.float32)
-  assert not np.asarray(relative_blur_mask(empty, 10, 30)).any()
+  assert not np.asarray(relative_blur_mask(empty, 10, grow=30)).any()
   # feather 0, grow 0: the mask itself; with grow, a hard edge
   rng = np.random.default_rng(1)
   mask = rng.random((20, 24)).astype(np.float32)
-  np.testing.assert_array_equal(np.asarray(relative_blur_mask(mask, 0, 0)),
+  np.testing.assert_array_equal(np.asarray(relative_blur_mask(mask, 0)),
                                 mask)
   square = np.zeros((40, 40), np.float32)
   square[10:30, 10:30] = 1  # sqrt(area) 20: grow 10 % is 2 px
-  grown = np.asarray(relative_blur_mask(square, 0, 10))
+  grown = np.asarray(relative_blur_mask(square, 0, grow=10))
   assert set(np.unique(grown)) <= {0.0, 1.0}
   np.testing.assert_array_equal(grown[20], (np.abs(np.arange(40) - 19.5)
                                             < 12).astype(np.float32))
@@ -332,7 +332,7 @@ def test_gradients_through_the_paste_are_finite():
     for g in grads(image, feather, -10.0, 180.0, packed):
       assert np.isfinite(np.asarray(g)).all()
   mask = jnp.asarray(_ellipse(30, 30, 15, 15, 9, 9))
-  g = jax.grad(lambda m: jnp.sum(relative_blur_mask(m, 10.0, 5.0)))(mask)
+  g = jax.grad(lambda m: jnp.sum(relative_blur_mask(m, 10.0, grow=5.0)))(mask)
   assert np.isfinite(np.asarray(g)).all()
 
 
@@ -396,7 +396,8 @@ def test_bad_inputs_name_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
       paste(image, pack_segs(segs, image.shape), feather=5, **kwargs)
     with pytest.raises(error, match=match):
-      relative_blur_mask(np.ones((8, 8), np.float32), 5, kwargs["grow"])
+      relative_blur_mask(np.ones((8, 8), np.float32), 5,
+                         grow=kwargs["grow"])
 
 
 def test_relative_blur_mask_bad_inputs():
@@ -433,3 +434,21 @@ def test_cli_relative_mode(tmp_path, capsys):
                        (["--feather", "2.5"], "feather: expected an integer")]:
     assert cli.main(argv + flags) == 2
     assert match in capsys.readouterr().err
+
+
+def test_comfyui_nodes_take_grow():
+  torch = pytest.importorskip("torch")
+  from segspaste_jax import comfy
+
+  image, segs = _small_case(12)
+  want = np.asarray(segs_paste(image, segs, 20, 200, feather_mode="relative",
+                               grow=-12))
+  batch = comfy.SEGSPasteJAX().doit(torch.from_numpy(image), segs, 20, 200,
+                                    feather_mode="relative", grow=-12)[0]
+  np.testing.assert_allclose(batch.numpy(), want, rtol=0, atol=1e-6)
+  lists = comfy.SEGSPasteJAXPerImage().doit(
+      [torch.from_numpy(image)], [segs], [20], [200],
+      feather_mode=["relative"], grow=[-12])[0]
+  np.testing.assert_allclose(lists.numpy(), want, rtol=0, atol=1e-6)
+  with pytest.raises(ValueError, match="^grow:"):
+    comfy.SEGSPasteJAX().doit(torch.from_numpy(image), segs, 20, grow=5)

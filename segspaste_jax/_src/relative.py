@@ -211,7 +211,7 @@ def pasted_span(span, mask_hw, ref_hw):
   return span * scale
 
 
-def relative_blur_mask(mask, feather=5.0, grow=0.0) -> jax.Array:
+def relative_blur_mask(mask, feather, *, grow=0.0) -> jax.Array:
   """Feathers masks relative to their size (`feather_mode="relative"`).
 
   The ramp's 10 %-90 % width across a straight edge is `feather` per cent
