@@ -362,7 +362,7 @@ def test_segs_paste_against_float64_blend():
     np.testing.assert_allclose(got, want, rtol=0, atol=3e-4)
 
 
-def test_stream_and_mesh_match_segs_paste():
+def test_stream_mesh_and_per_image_match_segs_paste():
   image, segs = _small_case(10)
   kwargs = dict(feather=9, feather_mode="relative", grow=12)
   want = np.asarray(segs_paste(image, segs, **kwargs))
@@ -371,6 +371,15 @@ def test_stream_and_mesh_match_segs_paste():
   np.testing.assert_allclose(streamed, want, rtol=0, atol=1e-6)
   meshed = np.asarray(segs_paste(image, segs, mesh=frames_mesh(), **kwargs))
   np.testing.assert_allclose(meshed, want, rtol=0, atol=1e-6)
+  # a SEGS per image: image 1 takes only the second SEG
+  (size, items), first = segs, image[:1]
+  per_image = np.asarray(segs_paste(image, [segs, (size, items[1:])],
+                                    **kwargs))
+  alone = np.asarray(segs_paste(image[1:], (size, items[1:]), **kwargs))
+  np.testing.assert_allclose(per_image[1:], alone, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(
+      per_image[:1], np.asarray(segs_paste(first, segs, **kwargs)), rtol=0,
+      atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [

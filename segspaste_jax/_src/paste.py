@@ -75,7 +75,7 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
       with the image's (`blend.compatible_channels`); with a leading
       image axis (`PackedSegs.per_image`), each image takes its own SEGS.
     feather: int32 scalar in 0..100 (at most `form.max_radius` for the CPU
-      form).
+      form); a float (per cent) when `relative`.
     alpha: scalar in [0, 255].
     ref_image: `[N or 1, H, W, C']` float (C' compatible), or None.
     soft_edges: bool scalar (traced): `feather_mode="soft_edges"`.

@@ -122,7 +122,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
       device arrays). Per-frame crops `[S, Fc, B, B, C]` (Fc > 1) and masks
       `[S, N, B, B]` are split over frames like the image; single-frame ones
       and the per-segment fields are replicated.
-    feather: int in 0..100.
+    feather: int in 0..100 (a number for `feather_mode="relative"`).
     alpha: scalar in [0, 255].
     ref_image: optional `[N, H, W, C']` (split like the image) or
       `[1, H, W, C']` (replicated).
