@@ -85,8 +85,8 @@ def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
   k = jnp.arange(length, dtype=dtype)[:, None]
   j = jnp.arange(length + 1)[None, :]  # boundary j: left of pixel j
   x = (j.astype(dtype) - 0.5 - k) / sigma
-  # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf
-  x = jnp.where(j == 0, -jnp.inf, jnp.where(j == n, jnp.inf, x))
+  # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf: no
+  # tail beyond them (x keeps the right sign there for every k < n)
   t = jnp.where((j == 0) | (j == n), 0.0, special.ndtr(-jnp.abs(x)))
   lo, hi = x[..., :-1], x[..., 1:]
   t_lo, t_hi = t[..., :-1], t[..., 1:]
