@@ -99,6 +99,12 @@ _INPUTS = (
         "0 at the crop's border.",
         optional=True,
         options={"choices": validate.FEATHER_MODES, "default": "node"}),
+    _In("rgba_mode", "COMBO",
+        "How an RGBA crop's alpha lands on an RGBA image: composite (today's "
+        "Impact Pack) or legacy (blended like a colour, as before 2025).",
+        optional=True,
+        options={"choices": validate.RGBA_MODES, "default": "composite"}),
+    # new inputs go last: saved workflows hold widget values by position
     _In("grow", "INT",
         "With feather_mode relative: moves the soft edge's middle outward "
         "(positive) or inward (negative) off the mask's edge, in per cent "
@@ -106,11 +112,6 @@ _INPUTS = (
         "modes.",
         optional=True,
         options={"default": 0, "min": -100, "max": 100, "step": 1}),
-    _In("rgba_mode", "COMBO",
-        "How an RGBA crop's alpha lands on an RGBA image: composite (today's "
-        "Impact Pack) or legacy (blended like a colour, as before 2025).",
-        optional=True,
-        options={"choices": validate.RGBA_MODES, "default": "composite"}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
