@@ -5,10 +5,11 @@ The sample photo at 2048 x 2048, so that the face's SEG is 512 x 640 px, its
 mask made hard (a segmentation model's, thresholded at 0.5) and its crop
 made too warm (the sample's effect, then red up and blue down 12 %), as a
 face refined a bit too warm comes back. Pasted with the node's
-feathering at feather 20 (its widest useful blur: sigma 10) and in the
-relative mode at feather 10 (a ramp 10 % of the square root of the mask's
-area wide, about 43 px here); top row the pictures, bottom row the
-weights, both cut at the mask's bottom edge (the chin) and enlarged 2x.
+feathering at feather 5 (the default) and 20 (its widest useful blur:
+sigma 10), and in the relative mode at feather 10 (a ramp 10 % of the
+square root of the mask's area wide, about 43 px here); top row the
+pictures, bottom row the weights, both cut at the mask's left edge at
+the cheek and enlarged 2x.
 Run from the repository root:
 
     python notebooks/relative_figure.py
@@ -29,8 +30,9 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "images",
 SIDE = 2048
 VIEW = 128  # photo pixels on each side of a view
 ZOOM = 2
-MODES = (("node", 20, 'feather_mode="node", feather 20'),
-         ("relative", 10, 'feather_mode="relative", feather 10 (%)'))
+MODES = (("node", 5, 'node, feather 5 (default)'),
+         ("node", 20, 'node, feather 20 (its widest)'),
+         ("relative", 10, 'relative, feather 10 (%)'))
 
 
 def main() -> None:
@@ -42,10 +44,10 @@ def main() -> None:
   hard = face._replace(cropped_mask=(face.cropped_mask > 0.5).astype(
       np.float32), cropped_image=warm)
   ones = hard._replace(cropped_image=np.ones_like(hard.cropped_image))
-  # the view: centred on the mask's bottom edge, on the crop's middle column
-  col = (x2 - x1) // 2
-  edge = y1 + int(np.nonzero(hard.cropped_mask[:, col] > 0.5)[0][-1])
-  top, left = edge - VIEW // 2, x1 + col - VIEW // 2
+  # the view: centred on the mask's left edge, at the cheek
+  row = (y2 - y1) * 5 // 8
+  edge = x1 + int(np.argmax(hard.cropped_mask[row] > 0.5))
+  top, left = y1 + row - VIEW // 2, edge - VIEW // 2
   view = np.s_[0, top:top + VIEW, left:left + VIEW]
   columns = []
   for mode, feather, title in MODES:
@@ -65,10 +67,10 @@ def main() -> None:
     ImageDraw.Draw(column).text((6, 5), title, fill="black")
     columns.append(column)
   gap = 8
-  figure = Image.new("RGB", (2 * columns[0].width + gap, columns[0].height),
-                     "white")
-  figure.paste(columns[0], (0, 0))
-  figure.paste(columns[1], (columns[0].width + gap, 0))
+  figure = Image.new("RGB", (len(columns) * (columns[0].width + gap) - gap,
+                             columns[0].height), "white")
+  for k, column in enumerate(columns):
+    figure.paste(column, (k * (column.width + gap), 0))
   os.makedirs(os.path.dirname(OUT), exist_ok=True)
   figure.save(OUT, optimize=True)
   print("wrote", os.path.normpath(OUT), f"(face {x2 - x1}x{y2 - y1} px)")
