@@ -19,8 +19,9 @@ values past that shape the result only through `area`.
    its real extent by its edge pixels: entry `(k, j)` of the blur along an
    axis of length `n` is the Gaussian's mass over pixel `j`'s span `[j -
    1/2, j + 1/2]` around `k` (the first and last pixels take the tails). A
-   binary mask with a straight edge at `e` thus blurs to exactly `Phi((e -
-   x) / sigma1)` at pixel centres `x` (`Phi` the normal CDF).
+   binary mask with a straight edge at `x0` thus blurs to exactly `Phi((x0
+   - x) / sigma1)` at pixel centres `x` (`Phi` the normal CDF). (`sigma1`
+   is at least 0.001 px, where the blur is the identity.)
 3. `d = sigma1 * ndtri(b)` is the signed distance to the mask's 50 % edge
    (positive inside; exact at a straight edge, `b` clipped to `[1e-20, 1 -
    1e-7]`, so distances saturate at about `-9 sigma1` and `+5 sigma1`: the
