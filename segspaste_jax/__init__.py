@@ -13,6 +13,7 @@ from segspaste_jax._src import feather as _feather
 from segspaste_jax._src import model_size as _model_size
 from segspaste_jax._src import packing as _packing
 from segspaste_jax._src import paste as _paste
+from segspaste_jax._src import relative as _relative
 from segspaste_jax._src import segs_io as _segs_io
 from segspaste_jax._src import shard as _shard
 from segspaste_jax._src import stream as _stream
@@ -32,6 +33,7 @@ load_segs = _segs_io.load_segs
 make_packed_segs = _device_segs.make_packed_segs
 pack_segs = _api.pack_segs
 paste = _paste.paste
+relative_blur_mask = _relative.relative_blur_mask
 resize_to_model = _model_size.resize_to_model
 resize_to_regions = _model_size.resize_to_regions
 save_segs = _segs_io.save_segs
@@ -54,6 +56,7 @@ __all__ = [
     "make_packed_segs",
     "pack_segs",
     "paste",
+    "relative_blur_mask",
     "resize_to_model",
     "resize_to_regions",
     "save_segs",
@@ -64,4 +67,4 @@ __all__ = [
 ]
 
 del (_api, _crop, _device_segs, _feather, _model_size, _packing, _paste,
-     _segs_io, _shard, _stream, _types)
+     _relative, _segs_io, _shard, _stream, _types)

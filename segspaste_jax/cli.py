@@ -1,6 +1,7 @@
 """`segspaste-jax`: the demo on the embedded photo, and pasting SEGS files.
 
     segspaste-jax demo [--out demo.png] [--feather 5] [--alpha 255]
+                       [--feather-mode relative --grow 0]
     segspaste-jax paste --image FILE|DIR --segs FILE.npz --out FILE|DIR
                         [--skip-existing]
     segspaste-jax comfyui install COMFYUI_DIR
@@ -57,6 +58,24 @@ def _int_in(low: int, high: int):
     if value is None or not low <= value <= high:
       raise argparse.ArgumentTypeError(
           f"expected an integer in {low}..{high}, got {text!r}")
+    return value
+  return parse
+
+
+def _number_in(low: float, high: float):
+  """An argparse type: a number in `[low, high]`, an int where the text is
+  one (the node's modes take integer feathers only)."""
+  def parse(text: str) -> int | float:
+    try:
+      value = int(text)
+    except ValueError:
+      try:
+        value = float(text)
+      except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+      raise argparse.ArgumentTypeError(
+          f"expected a number in {low:g}..{high:g}, got {text!r}")
     return value
   return parse
 
@@ -181,7 +200,7 @@ def _cmd_paste(args) -> None:
       map(_read_frame, (frames[i] for i in todo)), segs,
       feather=args.feather, alpha=args.alpha, ref_image_opt=ref,
       feather_mode=args.feather_mode, rgba_mode=args.rgba_mode,
-      num_frames=n, frame_indices=todo if skipped else None,
+      grow=args.grow, num_frames=n, frame_indices=todo if skipped else None,
       chunk=args.chunk,
       progress=len(todo) > args.chunk and sys.stderr.isatty())
   done = 0
@@ -237,7 +256,7 @@ def _caption(draw: ImageDraw.ImageDraw, xy, text: str, font) -> None:
 
 
 def _demo_panel(image, segs, out, feather: int, alpha,
-                feather_mode: str = "node") -> Image.Image:
+                feather_mode: str = "node", grow=0.0) -> Image.Image:
   """Before | masks | after, side by side, as an RGB Pillow image.
 
   Args:
@@ -247,6 +266,7 @@ def _demo_panel(image, segs, out, feather: int, alpha,
     feather: the feather used, for the masks panel.
     alpha: the alpha used, for the masks panel.
     feather_mode: the feather mode used, for the masks panel.
+    grow: the grow used (feather_mode "relative"), for the masks panel.
 
   Returns:
     A `3W x H` RGB image. The middle panel shows the blend weights the paste
@@ -258,7 +278,7 @@ def _demo_panel(image, segs, out, feather: int, alpha,
           for s in items]
   weights = np.asarray(segs_paste(np.zeros_like(image), (size, ones),
                                   feather=feather, alpha=alpha,
-                                  feather_mode=feather_mode))
+                                  feather_mode=feather_mode, grow=grow))
   h, w = image.shape[1:3]
   panel = Image.new("RGB", (3 * w, h))
   for k, frame in enumerate((image[0], weights[0], np.asarray(out)[0])):
@@ -292,7 +312,7 @@ def _cmd_demo(args) -> None:
   for _ in range(2):
     started = time.perf_counter()
     out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha,
-                     feather_mode=args.feather_mode)
+                     feather_mode=args.feather_mode, grow=args.grow)
     out.block_until_ready()
     times.append(time.perf_counter() - started)
   device = jax.devices()[0]
@@ -309,7 +329,7 @@ def _cmd_demo(args) -> None:
     _to_image(image[0]).save(args.save_image)
     print(f"wrote the sample photo to {args.save_image}")
   _demo_panel(image, segs, out, args.feather, args.alpha,
-              args.feather_mode).save(args.out)
+              args.feather_mode, args.grow).save(args.out)
   print(f"wrote {args.out} ({3 * w}x{h}: before | masks | after)")
 
 
@@ -429,14 +449,25 @@ def _parser() -> argparse.ArgumentParser:
                                    metavar="{demo,paste,comfyui}")
 
   def common(p):
-    p.add_argument("--feather", type=_int_in(0, 100), default=5, metavar="N",
-                   help="mask blur, kernel 2N+1, sigma 10 (0..100, default 5)")
+    p.add_argument("--feather", type=_number_in(0, 100), default=5,
+                   metavar="N",
+                   help="mask blur, kernel 2N+1, sigma 10 (0..100, default "
+                        "5); with --feather-mode relative, the ramp's width "
+                        "in per cent of the square root of the mask's area")
     p.add_argument("--alpha", type=_int_in(0, 255), default=255, metavar="N",
                    help="opacity of the pasted crops (0..255, default 255)")
     p.add_argument("--feather-mode", choices=validate.FEATHER_MODES,
                    default="node",
                    help="node: the node's feathering (default); soft_edges: "
-                        "the same, faded to 0 at the crop border (no seam)")
+                        "the same, faded to 0 at the crop border (no seam); "
+                        "relative: a ramp sized to each mask, 0 at the crop "
+                        "border")
+    p.add_argument("--grow", type=_number_in(-100, 100), default=0,
+                   metavar="P",
+                   help="with --feather-mode relative: move the ramp's 50%% "
+                        "level outward (P > 0) or inward off the mask's "
+                        "edge, P per cent of the square root of its area "
+                        "(-100..100, default 0)")
     p.add_argument("--rgba-mode", choices=validate.RGBA_MODES,
                    default="composite",
                    help="RGBA onto RGBA: composite alpha as today's node "

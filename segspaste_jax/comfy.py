@@ -76,7 +76,9 @@ _INPUTS = (
         "crop is blended in at its crop region through its feathered mask."),
     _In("feather", "INT",
         "Softness of the mask edges: a Gaussian blur of kernel "
-        "2 x feather + 1 (sigma 10) on each mask; 0 keeps them hard.",
+        "2 x feather + 1 (sigma 10) on each mask; 0 keeps them hard. With "
+        "feather_mode relative: the edge's width in per cent of the square "
+        "root of the mask's area.",
         options={"default": 5, "min": 0, "max": 100, "step": 1}),
     _In("alpha", "INT",
         "Opacity of the pasted segments, from 0 (invisible) to 255 "
@@ -92,7 +94,9 @@ _INPUTS = (
         optional=True, options={"default": False}),
     _In("feather_mode", "COMBO",
         "node: the Impact Pack's feathering; soft_edges: the same, faded to "
-        "0 at the crop's border, so no rectangular seam shows.",
+        "0 at the crop's border, so no rectangular seam shows; relative: an "
+        "edge sized to each mask (feather per cent of it), moved by grow, "
+        "0 at the crop's border.",
         optional=True,
         options={"choices": validate.FEATHER_MODES, "default": "node"}),
     _In("rgba_mode", "COMBO",
@@ -100,6 +104,14 @@ _INPUTS = (
         "Impact Pack) or legacy (blended like a colour, as before 2025).",
         optional=True,
         options={"choices": validate.RGBA_MODES, "default": "composite"}),
+    # new inputs go last: saved workflows hold widget values by position
+    _In("grow", "INT",
+        "With feather_mode relative: moves the soft edge's middle outward "
+        "(positive) or inward (negative) off the mask's edge, in per cent "
+        "of the square root of the mask's area. Must be 0 in the other "
+        "modes.",
+        optional=True,
+        options={"default": 0, "min": -100, "max": 100, "step": 1}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
@@ -216,7 +228,7 @@ def _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks):
 def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                 *, node_axis_mixup: bool = False, feather_mode: str = "node",
                 rgba_mode: str = "composite", chunk: int | None = None,
-                hooks: Hooks | None = None):
+                hooks: Hooks | None = None, grow=0):
   """What `SEGSPasteJAX` does: one SEGS into an IMAGE batch, in chunks.
 
   A host (CPU) batch is pasted `chunk` frames at a time by
@@ -238,6 +250,7 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     chunk: frames per chunk; default `chunk_frames(image.shape[1:])`.
     hooks: progress bar and cancel check (`comfyui_hooks()` in ComfyUI);
       default none.
+    grow: number in -100..100, for feather_mode "relative" (see `paste`).
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -251,10 +264,10 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     return paste_per_image(image, segs, feather, alpha, ref_image_opt,
                            node_axis_mixup=node_axis_mixup,
                            feather_mode=feather_mode, rgba_mode=rgba_mode,
-                           chunk=chunk, hooks=hooks)
+                           chunk=chunk, hooks=hooks, grow=grow)
   image = _as_torch(image)
   opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode, "grow": grow}
   hooks = Hooks() if hooks is None else hooks
   if not _on_host(image) or len(image.shape) != 4 or not len(image):
     return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
@@ -284,7 +297,8 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
 def paste_per_image(image, segs, feather: int = 5, alpha=255,
                     ref_image_opt=None, *, node_axis_mixup: bool = False,
                     feather_mode: str = "node", rgba_mode: str = "composite",
-                    chunk: int | None = None, hooks: Hooks | None = None):
+                    chunk: int | None = None, hooks: Hooks | None = None,
+                    grow=0):
   """What `SEGSPasteJAXPerImage` does: `segs[n]` into image `n`, in chunks.
 
   A host batch of more than `chunk` images is pasted `chunk` images at a
@@ -306,6 +320,7 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
     rgba_mode: "composite" or "legacy" (see `paste`).
     chunk: images per chunk; default `chunk_frames(image.shape[1:])`.
     hooks: progress bar and cancel check; default none.
+    grow: number in -100..100, for feather_mode "relative" (see `paste`).
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -315,7 +330,7 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
   """
   image = _as_torch(image)
   opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode, "grow": grow}
   hooks = Hooks() if hooks is None else hooks
   segs = list(segs)
   n = image.shape[0] if len(image.shape) == 4 else 0
@@ -376,28 +391,28 @@ def _joined(batches):
 
 
 def _run_batch(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode):
+               feather_mode, rgba_mode, grow=0):
   _enable_compile_cache()
   return paste_batch(image, segs, feather, alpha, ref_image_opt,
                      node_axis_mixup=node_axis_mixup,
                      feather_mode=feather_mode, rgba_mode=rgba_mode,
-                     hooks=comfyui_hooks())
+                     hooks=comfyui_hooks(), grow=grow)
 
 
 def _run_lists(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode):
+               feather_mode, rgba_mode, grow=(0,)):
   """The list form: every input a list (ComfyUI's `INPUT_IS_LIST`)."""
   images = _joined(image)
   refs = _joined(ref_image_opt) if ref_image_opt else None
   args = (feather[0], alpha[0], refs, node_axis_mixup[0], feather_mode[0],
-          rgba_mode[0])
+          rgba_mode[0], grow[0])
   if len(segs) == 1:  # one SEGS for every image: the batch node
     return _run_batch(images, segs[0], *args)
   _enable_compile_cache()
-  feather, alpha, refs, mixup, fmode, rmode = args
+  feather, alpha, refs, mixup, fmode, rmode, grow = args
   return paste_per_image(images, segs, feather, alpha, refs,
                          node_axis_mixup=mixup, feather_mode=fmode,
-                         rgba_mode=rmode, hooks=comfyui_hooks())
+                         rgba_mode=rmode, hooks=comfyui_hooks(), grow=grow)
 
 
 # ----------------------------------------------------------------------------
@@ -419,7 +434,7 @@ class SEGSPasteJAX:
 
   def doit(self, image, segs, feather, alpha=255, ref_image_opt=None,
            node_axis_mixup=False, feather_mode="node",
-           rgba_mode="composite"):
+           rgba_mode="composite", grow=0):
     """Runs `paste_batch` on ComfyUI's tensors, with ComfyUI's progress bar
     and cancel.
 
@@ -431,17 +446,18 @@ class SEGSPasteJAX:
       ref_image_opt: optional IMAGE `[N, H, W, C]`.
       node_axis_mixup: place crops as the Impact Pack does under a
         non-uniform scale match (see `segs_paste`); default off.
-      feather_mode: "node" (default: the node's picture) or "soft_edges"
-        (see `paste`).
+      feather_mode: "node" (default: the node's picture), "soft_edges" or
+        "relative" (see `paste`).
       rgba_mode: "composite" (default: today's Impact Pack) or "legacy"
         (see `paste`).
+      grow: int in -100..100, for feather_mode "relative" (see `paste`).
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
       device `image` was on.
     """
     return (_run_batch(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode),)
+                       node_axis_mixup, feather_mode, rgba_mode, grow),)
 
 
 class SEGSPasteJAXPerImage:
@@ -468,21 +484,21 @@ class SEGSPasteJAXPerImage:
 
   def doit(self, image, segs, feather, alpha=(255,), ref_image_opt=None,
            node_axis_mixup=(False,), feather_mode=("node",),
-           rgba_mode=("composite",)):
+           rgba_mode=("composite",), grow=(0,)):
     """Pastes `segs[n]` into image `n` of the joined batch.
 
     Args:
       image: list of IMAGE batches `[N_k, H, W, C]` (joined: N images).
       segs: list of N SEGS, or of one SEGS for every image.
-      feather, alpha, node_axis_mixup, feather_mode, rgba_mode: lists of
-        one value (ComfyUI's list form), as `SEGSPasteJAX`.
+      feather, alpha, node_axis_mixup, feather_mode, rgba_mode, grow: lists
+        of one value (ComfyUI's list form), as `SEGSPasteJAX`.
       ref_image_opt: optional list of IMAGE batches (joined).
 
     Returns:
       1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
     """
     return (_run_lists(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode),)
+                       node_axis_mixup, feather_mode, rgba_mode, grow),)
 
 
 NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX,
@@ -545,10 +561,10 @@ def v3_nodes(io) -> tuple[type, type]:
     @classmethod
     def execute(cls, image, segs, feather, alpha=255, ref_image_opt=None,
                 node_axis_mixup=False, feather_mode="node",
-                rgba_mode="composite"):
+                rgba_mode="composite", grow=0):
       return io.NodeOutput(_run_batch(image, segs, feather, alpha,
                                       ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode))
+                                      feather_mode, rgba_mode, grow))
 
   class SEGSPasteJAXPerImageV3(io.ComfyNode):
     """ComfyUI node (V3): one SEGS per image, every input a list."""
@@ -560,10 +576,10 @@ def v3_nodes(io) -> tuple[type, type]:
     @classmethod
     def execute(cls, image, segs, feather, alpha=(255,), ref_image_opt=None,
                 node_axis_mixup=(False,), feather_mode=("node",),
-                rgba_mode=("composite",)):
+                rgba_mode=("composite",), grow=(0,)):
       return io.NodeOutput(_run_lists(image, segs, feather, alpha,
                                       ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode))
+                                      feather_mode, rgba_mode, grow))
 
   return SEGSPasteJAXV3, SEGSPasteJAXPerImageV3
 

@@ -241,7 +241,7 @@ def test_bad_input(tmp_path, capsys):
       (["paste", "--image", str(photo), "--segs", str(photo), "--out", out],
        "not a SEGS .npz file"),
       (["paste", "--image", str(photo), "--segs", segs, "--out", out,
-        "--feather", "101"], "--feather: expected an integer in 0..100"),
+        "--feather", "101"], "--feather: expected a number in 0..100"),
       (["demo", "--feather", "-1"], "--feather"),
       (["demo", "--alpha", "x"], "--alpha"),
       (["paste", "--image", str(folder), "--segs", segs, "--out", out],

@@ -31,8 +31,10 @@ def test_input_types_match_the_node():
       },
       "optional": {"ref_image_opt": ("IMAGE", {}),
                    "node_axis_mixup": ("BOOLEAN", {"default": False}),
-                   "feather_mode": (["node", "soft_edges"],
+                   "feather_mode": (["node", "soft_edges", "relative"],
                                     {"default": "node"}),
+                   "grow": ("INT", {"default": 0, "min": -100, "max": 100,
+                                    "step": 1}),
                    "rgba_mode": (["composite", "legacy"],
                                  {"default": "composite"})},
   }

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
+from segspaste_jax._src import relative as relative_lib
 from segspaste_jax._src.types import PackedSegs
 
 
@@ -43,8 +44,15 @@ def paste(image, packed: PackedSegs, how: geo_lib.Blend, ref_image):
   # Feathering, resizing and cutting every segment's masks to its window
   # does not depend on the order: all segments at once.
   def one(mask, mask_hw, ref_hw, dy, dx):
-    m = feather_lib.feathered_window(mask.astype(how.compute), mask_hw,
-                                     ref_hw, (dy, dx), window, how.feather)
+    mask = mask.astype(how.compute)
+    if how.relative:  # the ramp at the mask's size, then resized and cut
+      r, span = relative_lib.ramp(mask, mask_hw, how.feather, how.grow)
+      m = feather_lib.feathered_window(r, mask_hw, ref_hw, (dy, dx), window,
+                                       jnp.int32(0))
+      span = relative_lib.pasted_span(span, mask_hw, ref_hw)
+      return m * relative_lib.border(window, (dy, dx), ref_hw, span)
+    m = feather_lib.feathered_window(mask, mask_hw, ref_hw, (dy, dx), window,
+                                     how.feather)
     return m * feather_lib.edge_ramp(window, (dy, dx), ref_hw, how.feather,
                                      how.soft)
 

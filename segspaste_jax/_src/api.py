@@ -15,7 +15,8 @@ from segspaste_jax._src.types import PackedSegs
 def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                *, feather_mode: str = "node", rgba_mode: str = "composite",
                node_axis_mixup: bool = False, bucket_size: int | None = None,
-               max_segments: int | None = None, mesh=None) -> jax.Array:
+               max_segments: int | None = None, mesh=None,
+               grow=0.0) -> jax.Array:
   """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
 
   Same inputs as the node's `doit`, same picture out: each SEG's mask is
@@ -37,13 +38,14 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
       image when `(H0, W0)` differs from `(H, W)` and neither is 0. Or a
       list of N SEGS, one per image: image `n` takes `segs[n]` as the node
       would, run on that image alone (one program for the whole batch).
-    feather: int in 0..100.
+    feather: int in 0..100 (with `feather_mode="relative"` a number in
+      0..100: the ramp's width in per cent of `sqrt(area)`).
     alpha: number in 0..255.
     ref_image_opt: optional `[N', H, W, C']` of the image's size, C' = C
       or RGB/RGBA for an RGBA/RGB image, N' = 1 (used for every frame) or
       N' >= N, finite (float in [0, 1] or uint8 in [0, 255]); when given,
       pasted pixels come from it.
-    feather_mode: "node" or "soft_edges" (see `paste`).
+    feather_mode: "node", "soft_edges" or "relative" (see `paste`).
     rgba_mode: "composite" (today's node) or "legacy" (see `paste`).
     node_axis_mixup: reproduce the node's crop placement under a non-uniform
       scale match (see `pack_segs`).
@@ -52,6 +54,9 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     mesh: optional `jax.sharding.Mesh` with a `"frames"` axis (e.g.
       `frames_mesh()`): the frames are split across its devices (see
       `sharded_paste`).
+    grow: number in -100..100, per cent of `sqrt(area)`: moves the
+      relative ramp's 50 % level outward (positive) or inward; 0 in the
+      other modes (see `paste`).
 
   Returns:
     `[N, H, W, C]` JAX array of `image`'s dtype (a torch bfloat16 tensor on
@@ -65,7 +70,8 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
   opts = validate.options(feather, alpha, feather_mode=feather_mode,
                           rgba_mode=rgba_mode,
                           node_axis_mixup=node_axis_mixup,
-                          bucket_size=bucket_size, max_segments=max_segments)
+                          bucket_size=bucket_size, max_segments=max_segments,
+                          grow=grow)
   call = validate.prepare(image, segs, ref_image_opt, opts,
                           place=mesh is None)
   if mesh is not None:  # host arrays: each process reads only its shards

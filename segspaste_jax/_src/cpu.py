@@ -29,6 +29,7 @@ from jax import lax
 
 from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
+from segspaste_jax._src import relative as relative_lib
 from segspaste_jax._src.types import PackedSegs
 
 # The static maximum radii: a feather is blurred with the first bucket that
@@ -231,10 +232,16 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
                                geo.dx[i])
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     mask = jnp.where(geo_lib.inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
-    mask = blur_banded(mask.astype(how.compute), mask_hw[0], mask_hw[1],
-                       how.feather, max_radius)
-    gain = how.gain * feather_lib.edge_ramp(window, (dy, dx), ref_hw,
-                                            how.feather, how.soft)
+    if how.relative:  # dense blurs with a traced sigma: no radius bucket
+      mask, span = relative_lib.ramp(mask.astype(how.compute), mask_hw,
+                                     how.feather, how.grow)
+      span = relative_lib.pasted_span(span, mask_hw, ref_hw)
+      gain = how.gain * relative_lib.border(window, (dy, dx), ref_hw, span)
+    else:
+      mask = blur_banded(mask.astype(how.compute), mask_hw[0], mask_hw[1],
+                         how.feather, max_radius)
+      gain = how.gain * feather_lib.edge_ramp(window, (dy, dx), ref_hw,
+                                              how.feather, how.soft)
     inside = geo_lib.inside(window, dy, dx, ref_hw)
 
     def blend(frames, m, crop_window):

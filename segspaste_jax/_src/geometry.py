@@ -20,14 +20,16 @@ from segspaste_jax._src.types import PackedSegs
 
 
 class Blend(NamedTuple):
-  """What every segment's blend shares (traced, except `rule` and
-  `compute`)."""
+  """What every segment's blend shares (traced, except `rule`, `compute`
+  and `relative`)."""
 
-  feather: jax.Array  # int32 scalar
+  feather: jax.Array  # int32 scalar; float (per cent) when `relative`
   gain: jax.Array     # alpha / 255, of the compute dtype
   soft: jax.Array     # bool scalar: feather_mode == "soft_edges"
   rule: str           # static, `blend.rule`
   compute: jnp.dtype  # static: promote(image dtype, float32)
+  relative: bool = False  # static: feather_mode == "relative"
+  grow: jax.Array | float = 0.0  # float scalar, per cent (when `relative`)
 
 
 class Geometry(NamedTuple):

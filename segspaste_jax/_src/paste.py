@@ -15,13 +15,17 @@ branching `cpu` form (an image known to live on a CPU).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from segspaste_jax._src import accelerator, cpu, platform
 from segspaste_jax._src import blend as blend_lib
 from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
+from segspaste_jax._src import relative as relative_lib
 from segspaste_jax._src.types import PackedSegs
 
 # The static `form` of the compiled paste: this, or a `cpu.Form`.
@@ -40,8 +44,29 @@ def check_modes(feather_mode: str, rgba_mode: str) -> bool:
   return feather_mode == "soft_edges"
 
 
+def check_grow(grow, feather_mode: str):
+  """`grow` for `feather_mode`: a number in -100..100, and 0 unless the
+  mode is "relative" (the node's ramp sits where it sits). A traced `grow`
+  is not read (and is ignored outside "relative")."""
+  if isinstance(grow, jax.core.Tracer):
+    return grow
+  if isinstance(grow, bool) or not isinstance(
+      grow, (int, float, np.integer, np.floating)) and not (
+          hasattr(grow, "shape") and grow.shape == ()
+          and np.issubdtype(np.asarray(grow).dtype, np.number)):
+    raise TypeError(f"grow: expected a number in -100..100, got {grow!r}")
+  value = float(grow)
+  if not (math.isfinite(value) and abs(value) <= relative_lib.MAX_GROW):
+    raise ValueError(f"grow: expected a number in -100..100, got {value}")
+  if value != 0 and feather_mode != "relative":
+    raise ValueError(f"grow: only feather_mode='relative' moves the ramp; "
+                     f"got grow={value} with feather_mode={feather_mode!r}")
+  return grow
+
+
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
-               soft_edges=False, *, form, rgba_mode: str = "composite"):
+               soft_edges=False, grow=0.0, *, form,
+               rgba_mode: str = "composite", relative: bool = False):
   """The paste as a traceable function (what `paste` compiles).
 
   Args:
@@ -50,12 +75,15 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
       with the image's (`blend.compatible_channels`); with a leading
       image axis (`PackedSegs.per_image`), each image takes its own SEGS.
     feather: int32 scalar in 0..100 (at most `form.max_radius` for the CPU
-      form).
+      form); a float (per cent) when `relative`.
     alpha: scalar in [0, 255].
     ref_image: `[N or 1, H, W, C']` float (C' compatible), or None.
     soft_edges: bool scalar (traced): `feather_mode="soft_edges"`.
+    grow: float scalar (traced) in -100..100, read only when `relative`.
     form: static, `ACCELERATOR` or a `cpu.Form` (see `form_for`).
     rgba_mode: static, one of `blend.RGBA_MODES`.
+    relative: static, `feather_mode="relative"`: `feather` is then a float
+      (per cent, see `relative.relative_weights`), traced like `grow`.
 
   Returns:
     `[N, H, W, C]` of `image`'s dtype.
@@ -66,11 +94,12 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
     raise ValueError(f"cannot paste {pasted}-channel pixels into a "
                      f"{c}-channel image (see blend.compatible_channels)")
   compute = jnp.promote_types(image.dtype, jnp.float32)
-  how = geo_lib.Blend(feather=jnp.asarray(feather, jnp.int32),
-                      gain=jnp.asarray(alpha, compute) / 255,
-                      soft=jnp.asarray(soft_edges, bool),
-                      rule=blend_lib.rule(c, pasted, rgba_mode),
-                      compute=compute)
+  how = geo_lib.Blend(
+      feather=jnp.asarray(feather, compute if relative else jnp.int32),
+      gain=jnp.asarray(alpha, compute) / 255,
+      soft=jnp.asarray(soft_edges, bool),
+      rule=blend_lib.rule(c, pasted, rgba_mode), compute=compute,
+      relative=bool(relative), grow=jnp.asarray(grow, compute))
   if isinstance(form, cpu.Form):
     return cpu.paste(image, packed, how, ref_image, form.max_radius)
   if form != ACCELERATOR:
@@ -79,7 +108,7 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
   return accelerator.paste(image, packed, how, ref_image)
 
 
-_STATIC = ("form", "rgba_mode")
+_STATIC = ("form", "rgba_mode", "relative")
 _paste_jit = jax.jit(paste_core, static_argnames=_STATIC)
 _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
                              donate_argnums=0)
@@ -87,7 +116,7 @@ _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
 
 def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
           feather_mode: str = "node", rgba_mode: str = "composite",
-          donate_image: bool = False) -> jax.Array:
+          grow=0.0, donate_image: bool = False) -> jax.Array:
   """Feathers each packed mask and blends its crop into every frame.
 
   The node's per-frame, per-segment loop as one XLA program: each
@@ -103,7 +132,9 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
       `make_packed_segs`); from a list of SEGS, one per image, every image
       takes its own (`PackedSegs.per_image`: a leading image axis).
     feather: int in 0..100 (traced: no new program per value), blur kernel
-      size `2 * feather + 1`.
+      size `2 * feather + 1`; with `feather_mode="relative"`, a number in
+      0..100: the ramp's 10 %-90 % width in per cent of the square root of
+      the mask's area.
     alpha: scalar in [0, 255] (traced: differentiable), opacity.
     ref_image: optional `[N, H, W, C']` (or `[1, H, W, C']`); when given,
       the pasted pixels are cut from it at each crop region instead of taken
@@ -111,12 +142,18 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
     feather_mode: "node" (the node's feathering) or "soft_edges" (the same,
       times `feather.edge_ramp`: zero on the border of the pasted
       rectangle, unchanged from `2 * feather` pixels inward). Traced: both
-      modes share one program.
+      modes share one program. "relative": a ramp sized to each mask
+      (`feather` per cent of `sqrt(area)` wide, moved by `grow`, zero on
+      the pasted rectangle's border; see `relative_weights`): a program of
+      its own, one for all feathers and grows.
     rgba_mode: "composite" (today's node: an RGBA image's alpha is
       composited, `a1 + a2 m (1 - a1)`) or "legacy" (the node before 2025:
       RGBA onto RGBA blends alpha like colour). RGB and RGBA pixels mix
       either way as `blend` describes; 1-channel images take 1-channel
       pixels only.
+    grow: number in -100..100 (traced), per cent of `sqrt(area)`: moves the
+      relative ramp's 50 % level outward (positive) or inward (negative)
+      off the mask's edge. Must be 0 in the other modes.
     donate_image: paste into `image`'s own buffer instead of a new one; the
       caller's `image` (a JAX array it no longer needs) is then deleted.
 
@@ -124,15 +161,26 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
     `[N, H, W, C]` array of `image`'s dtype.
   """
   soft = check_modes(feather_mode, rgba_mode)
+  grow = check_grow(grow, feather_mode)
+  relative = feather_mode == "relative"
+  if relative:  # one argument type for ints and floats: one program
+    feather = jnp.asarray(feather, jnp.float32)
+  grow = jnp.asarray(grow, jnp.float32)
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
-                **static_args(platform.form_of(image), feather),
-                rgba_mode=rgba_mode)
+                grow, **static_args(platform.form_of(image), feather,
+                                    relative), rgba_mode=rgba_mode)
 
 
-def static_args(form: str, feather) -> dict:
-  """The static `form` argument of the compiled core for a platform form
-  ("cpu" or "accelerator", see `platform`) and a feather."""
+def static_args(form: str, feather, relative: bool = False) -> dict:
+  """The static arguments of the compiled core for a platform form ("cpu"
+  or "accelerator", see `platform`), a feather and whether the mode is
+  "relative" (whose CPU form takes no radius bucket: one program for all
+  feathers)."""
+  if relative:
+    form = (cpu.Form(cpu.RADIUS_BUCKETS[-1]) if form == "cpu"
+            else ACCELERATOR)
+    return dict(form=form, relative=True)
   if form == "cpu":
     return dict(form=cpu.Form.for_feather(feather))
   return dict(form=ACCELERATOR)

@@ -27,7 +27,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from segspaste_jax._src import arrays, platform
-from segspaste_jax._src.paste import check_modes, paste_core, static_args
+from segspaste_jax._src.paste import (check_grow, check_modes, paste_core,
+                                      static_args)
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
@@ -106,7 +107,8 @@ def _per_frame(x) -> bool:
 
 def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   ref_image=None, feather_mode: str = "node",
-                  rgba_mode: str = "composite", mesh=None) -> jax.Array:
+                  rgba_mode: str = "composite", grow=0.0,
+                  mesh=None) -> jax.Array:
   """`paste` with the frames split across the devices of a mesh.
 
   Same inputs, same values as `paste`; each device pastes its own frames
@@ -120,11 +122,11 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
       device arrays). Per-frame crops `[S, Fc, B, B, C]` (Fc > 1) and masks
       `[S, N, B, B]` are split over frames like the image; single-frame ones
       and the per-segment fields are replicated.
-    feather: int in 0..100.
+    feather: int in 0..100 (a number for `feather_mode="relative"`).
     alpha: scalar in [0, 255].
     ref_image: optional `[N, H, W, C']` (split like the image) or
       `[1, H, W, C']` (replicated).
-    feather_mode, rgba_mode: see `paste`.
+    feather_mode, rgba_mode, grow: see `paste`.
     mesh: a `jax.sharding.Mesh` with an axis `"frames"` (other axes, if any,
       replicate); default `frames_mesh()`, all devices.
 
@@ -136,6 +138,8 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     array cannot hold uneven shards).
   """
   soft = check_modes(feather_mode, rgba_mode)
+  grow = check_grow(grow, feather_mode)
+  relative = feather_mode == "relative"
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "
@@ -167,28 +171,33 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     ref_image = _place(ref_image, mesh, ref_spec, 0 if ref_spec == split
                        else None, padded)
   form = platform.form_of_devices(mesh.devices.flat)
-  return _sharded(image, packed, jnp.asarray(feather, jnp.int32),
+  return _sharded(image, packed,
+                  jnp.asarray(feather,
+                              jnp.float32 if relative else jnp.int32),
                   jnp.asarray(alpha, jnp.float32), ref_image,
-                  jnp.asarray(soft), frames=n, mesh=mesh,
-                  packed_specs=packed_specs, ref_spec=ref_spec,
-                  rgba_mode=rgba_mode, **static_args(form, feather))
+                  jnp.asarray(soft), jnp.asarray(grow, jnp.float32),
+                  frames=n, mesh=mesh, packed_specs=packed_specs,
+                  ref_spec=ref_spec, rgba_mode=rgba_mode,
+                  **{"relative": False, **static_args(form, feather,
+                                                      relative)})
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
-                                             "ref_spec", "form", "rgba_mode"))
-def _sharded(image, packed, feather, alpha, ref_image, soft, *, frames, mesh,
-             packed_specs, ref_spec, form, rgba_mode):
-  def local(image, packed, feather, alpha, ref_image, soft):
+                                             "ref_spec", "form", "rgba_mode",
+                                             "relative"))
+def _sharded(image, packed, feather, alpha, ref_image, soft, grow, *, frames,
+             mesh, packed_specs, ref_spec, form, rgba_mode, relative):
+  def local(image, packed, feather, alpha, ref_image, soft, grow):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
-    return paste_core(image, packed, feather, alpha, ref_image, soft,
-                      form=form, rgba_mode=rgba_mode)
+    return paste_core(image, packed, feather, alpha, ref_image, soft, grow,
+                      form=form, rgba_mode=rgba_mode, relative=relative)
 
   out = jax.shard_map(local, mesh=mesh,
                       in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,
-                                P()),
+                                P(), P()),
                       out_specs=P(AXIS))(image, packed, feather, alpha,
-                                         ref_image, soft)
+                                         ref_image, soft, grow)
   if out.shape[0] == frames:
     return out
   out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))

@@ -74,7 +74,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                       rgba_mode: str = "composite",
                       node_axis_mixup: bool = False,
                       bucket_size: int | None = None,
-                      max_segments: int | None = None) -> Iterator[np.ndarray]:
+                      max_segments: int | None = None,
+                      grow=0.0) -> Iterator[np.ndarray]:
   """Pastes SEGS into a stream of frames, one fixed-size chunk at a time.
 
   Same picture as `segs_paste(all_frames, segs, ...)`, holding no more
@@ -89,7 +90,7 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       chunk at a time), or an iterable of frames `[H, W, C]` and/or chunks
       `[k, H, W, C]`; float in [0, 1], or uint8 in [0, 255].
     segs: torch-style SEGS `((H0, W0), [SEG, ...])` for the whole sequence.
-    feather: int in 0..100.
+    feather: int in 0..100 (a number for `feather_mode="relative"`).
     alpha: number in 0..255.
     ref_image_opt: optional reference frames, `[1, H, W, C]` (used for
       every frame) or in the same forms as `frames`, read alongside them.
@@ -112,11 +113,12 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
       several processes (`jax.distributed`), every process must run the
       same stream over the same frames; each reads every chunk, and gets
       every chunk back whole (gathered from all processes).
-    feather_mode: "node" or "soft_edges" (see `paste`).
+    feather_mode: "node", "soft_edges" or "relative" (see `paste`).
     rgba_mode: "composite" or "legacy" (see `paste`).
     node_axis_mixup: see `segs_paste`.
     bucket_size: see `pack_segs`.
     max_segments: see `pack_segs`.
+    grow: number in -100..100, for `feather_mode="relative"` (see `paste`).
 
   Yields:
     `[k, H, W, C]` numpy arrays, the pasted frames in order, of the frames'
@@ -132,7 +134,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
   opts = validate.options(feather, alpha, feather_mode=feather_mode,
                           rgba_mode=rgba_mode,
                           node_axis_mixup=node_axis_mixup,
-                          bucket_size=bucket_size, max_segments=max_segments)
+                          bucket_size=bucket_size, max_segments=max_segments,
+                          grow=grow)
   if validate.is_per_image(segs):
     raise TypeError("segs: stream_segs_paste takes one SEGS for the whole "
                     "sequence; a list of SEGS, one per image, is for "

@@ -35,6 +35,7 @@ from segspaste_jax._src import types
 CHANNELS = types.CHANNELS
 FEATHER_MODES = feather.FEATHER_MODES
 RGBA_MODES = blend.RGBA_MODES
+check_grow = paste_lib.check_grow
 check_modes = paste_lib.check_modes
 compatible_channels = blend.compatible_channels
 Seg = types.Seg
@@ -77,9 +78,10 @@ class Options:
   """The options every entry point forwards, checked (see `options`).
 
   Attributes:
-    feather: int in 0..100.
+    feather: int in 0..100 (a number in 0..100 for "relative").
     alpha: number in 0..255.
     feather_mode: one of `FEATHER_MODES`.
+    grow: number in -100..100, 0 unless `feather_mode` is "relative".
     rgba_mode: one of `RGBA_MODES`.
     node_axis_mixup: place crops as the node does under a non-uniform
       scale match.
@@ -94,27 +96,45 @@ class Options:
   node_axis_mixup: bool = False
   bucket_size: int | None = None
   max_segments: int | None = None
+  grow: float = 0.0
 
   def paste_kwargs(self) -> dict:
     """The keyword arguments `paste` and `sharded_paste` take from here."""
     return dict(feather=self.feather, alpha=self.alpha,
-                feather_mode=self.feather_mode, rgba_mode=self.rgba_mode)
+                feather_mode=self.feather_mode, rgba_mode=self.rgba_mode,
+                grow=self.grow)
+
+
+def check_number(value, name: str, low: float, high: float) -> float:
+  """A real number in `[low, high]` (int or float, not bool)."""
+  if isinstance(value, bool) or not isinstance(
+      value, (int, float, np.integer, np.floating)):
+    raise TypeError(f"{name}: expected a number in {low:g}..{high:g}, got "
+                    f"{value!r}")
+  if not (math.isfinite(value) and low <= value <= high):
+    raise ValueError(f"{name}: expected a number in {low:g}..{high:g}, got "
+                     f"{value}")
+  return float(value)
 
 
 def options(feather=5, alpha=255, *, feather_mode: str = "node",
             rgba_mode: str = "composite", node_axis_mixup: bool = False,
             bucket_size: int | None = None,
-            max_segments: int | None = None) -> Options:
+            max_segments: int | None = None, grow=0.0) -> Options:
   """Checks the options of a call (see `segs_paste`) into an `Options`."""
-  feather = check_int(feather, "feather", 0, 100)
-  alpha = check_alpha(alpha)
   check_modes(feather_mode, rgba_mode)
+  if feather_mode == "relative":  # per cent of sqrt(area): any number
+    feather = check_number(feather, "feather", 0, 100)
+  else:
+    feather = check_int(feather, "feather", 0, 100)
+  alpha = check_alpha(alpha)
+  grow = float(check_grow(grow, feather_mode))
   if bucket_size is not None:
     bucket_size = check_int(bucket_size, "bucket_size", 1, MAX_PADDED)
   if max_segments is not None:
     max_segments = check_int(max_segments, "max_segments", 0, MAX_PADDED)
   return Options(feather, alpha, feather_mode, rgba_mode,
-                 bool(node_axis_mixup), bucket_size, max_segments)
+                 bool(node_axis_mixup), bucket_size, max_segments, grow)
 
 
 # ----------------------------------------------------------------------------

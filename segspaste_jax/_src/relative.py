@@ -1,0 +1,256 @@
+"""Feathering that scales with the mask: `feather_mode="relative"`.
+
+The node blurs every mask with sigma 10 px, whatever its size. Here the
+ramp's width is a share of the mask's own size, `sqrt(area)`, and its 50 %
+level can be moved off the mask's edge (`grow`), as face tools do (a few
+per cent of `sqrt(area)`, eroded inward or grown outward).
+
+The definition, for a mask `m` of real size `h x w` and `s = sqrt(area)`
+(`area` the sum of `m` over its real extent, taken as at least 1 pixel).
+The mask's edge is its 0.5 level: the steps below read `e = clip(10 (m -
+0.5) + 0.5, 0, 1)` (0 below 0.45, 1 above 0.55), so that a soft mask, or
+one whose inside stops short of 1, still has an edge to measure from; its
+values past that shape the result only through `area`.
+
+1. `sigma = feather / 100 * s / RISE` (`RISE` = 2.5631: the 10 %-90 % rise of
+   a Gaussian-blurred step, in sigmas) and `g = grow / 100 * s`, in pixels.
+2. `b` = `e` blurred by a Gaussian of `sigma1 = max(sigma, (|g| + 3 sigma) /
+   4)`, the mask read as constant over each pixel's square and extended past
+   its real extent by its edge pixels: entry `(k, j)` of the blur along an
+   axis of length `n` is the Gaussian's mass over pixel `j`'s span `[j -
+   1/2, j + 1/2]` around `k` (the first and last pixels take the tails). A
+   binary mask with a straight edge at `x0` thus blurs to exactly `Phi((x0
+   - x) / sigma1)` at pixel centres `x` (`Phi` the normal CDF). (`sigma1`
+   is at least 0.001 px, where the blur is the identity.)
+3. `d = sigma1 * ndtri(b)` is the signed distance to the mask's 50 % edge
+   (positive inside; exact at a straight edge, `b` clipped to `[1e-20, 1 -
+   1e-7]`, so distances saturate at about `-9 sigma1` and `+5 sigma1`: the
+   larger `sigma1` keeps the grown edge and 3 sigma of ramp either side of
+   it within that reach).
+4. The ramp is `Phi((d + g) / sigma)`: 10 %-90 % wide `feather / 100 * s`
+   across a straight edge, its 50 % level `g` pixels outside the mask's
+   (inside for `grow < 0`).
+5. Times a border factor: `smoothstep(dist / span)`, `dist` the distance to
+   the nearest pixel of the `h x w` rectangle's border ring, `span =
+   max(feather / 100 * s, 1)` px: 0 on the ring, so a mask that reaches its
+   crop's edge never leaves a seam.
+
+`feather = 0` gives a hard edge: the mask `m` itself where `grow = 0`,
+else 1 where `d + g > 0` and 0 elsewhere (no border factor). An empty mask
+(`area = 0`) gives zero weights. Curved edges are approximate (a blur
+rounds corners: a convex mask's grown edge falls slightly short of `g`).
+
+`feather` and `grow` are traced: one compiled program for all their values.
+The blur is two dense `[n, n]` matrix products per mask, built from the
+traced sigma (`jax.scipy.special.ndtr`), with no branch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy import special
+
+RISE = 2.5631031310892007  # 10 %-90 % width of Phi, in sigmas: 2 ndtri(0.9)
+MAX_GROW = 100.0  # |grow| <= 100 per cent of sqrt(area)
+_LOW, _HIGH = 1e-20, 1 - 1e-7  # clip for ndtri (float32 resolves both)
+_REACH = 4.0  # how far inside (in sigma1) the distances are trusted
+_MIN_SIGMA = 1e-3  # a blur this narrow is the identity at pixel centres
+
+
+def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
+  """The blur along one axis: `[..., length, length]`.
+
+  Entry `(k, j)`: the mass of a Gaussian of `sigma` centred on pixel `k`
+  over pixel `j`'s span `[j - 1/2, j + 1/2]`, the first and last real
+  pixels (`0` and `n - 1`) taking the tails beyond them (edge extension);
+  zero for `j >= n`. Rows sum to 1 for `k < n`.
+
+  Each boundary `x = (j - 1/2 - k) / sigma` between pixels `j - 1` and `j`
+  gets its tail mass `t = Phi(-|x|)` (one `ndtr` per entry), and each
+  pixel's mass is a difference of tails on its side of the centre, or one
+  minus both where it holds the centre: no difference of two numbers near
+  1, so masses far out keep their relative precision.
+
+  Args:
+    n: int32 scalar (traced), the real length (>= 1).
+    length: static, the bucket's length.
+    sigma: float `[...]` (traced), > 0.
+    dtype: the result's dtype.
+  """
+  sigma = jnp.asarray(sigma, dtype)[..., None, None]
+  k = jnp.arange(length, dtype=dtype)[:, None]
+  j = jnp.arange(length + 1)[None, :]  # boundary j: left of pixel j
+  x = (j.astype(dtype) - 0.5 - k) / sigma
+  # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf: no
+  # tail beyond them (x keeps the right sign there for every k < n)
+  t = jnp.where((j == 0) | (j == n), 0.0, special.ndtr(-jnp.abs(x)))
+  lo, hi = x[..., :-1], x[..., 1:]
+  t_lo, t_hi = t[..., :-1], t[..., 1:]
+  mass = jnp.where(lo >= 0, t_lo - t_hi,
+                   jnp.where(hi <= 0, t_hi - t_lo, 1 - t_lo - t_hi))
+  return jnp.where(j[:, :-1] < n, mass, 0.0).astype(dtype)
+
+
+def _inside(shape, size):
+  return ((jnp.arange(shape[0]) < size[0])[:, None]
+          & (jnp.arange(shape[1]) < size[1])[None, :])
+
+
+def ramp(mask, size, feather, grow):
+  """The relative ramp before the border factor (steps 1-4 above).
+
+  Args:
+    mask: `[..., Hb, Wb]` float, real content in `[..., :size[0],
+      :size[1]]`.
+    size: int32 `(h, w)`, traced.
+    feather: float scalar (traced), 0..100.
+    grow: float scalar (traced), -100..100.
+
+  Returns:
+    `(weights, span)`: `[..., Hb, Wb]` in [0, 1], zero outside `[:h, :w]`;
+    `span` `[...]`, the border factor's width in pixels (0 where `feather`
+    is 0: no border factor).
+  """
+  dtype = jnp.promote_types(mask.dtype, jnp.float32)
+  hb, wb = mask.shape[-2:]
+  inside = _inside((hb, wb), size)
+  mask = jnp.where(inside, jnp.clip(mask.astype(dtype), 0, 1), 0)
+  area = jnp.sum(mask, axis=(-2, -1))
+  side = jnp.sqrt(jnp.maximum(area, 1.0))
+  feather = jnp.asarray(feather, dtype)
+  width = feather / 100 * side  # the 10 %-90 % rise, px
+  sigma = width / RISE
+  g = jnp.asarray(grow, dtype) / 100 * side
+  sigma1 = jnp.maximum(jnp.maximum(sigma, (jnp.abs(g) + 3 * sigma) / _REACH),
+                       _MIN_SIGMA)
+  rows = blur_matrix(size[0], hb, sigma1, dtype)
+  cols = blur_matrix(size[1], wb, sigma1, dtype)
+  edge = jnp.where(inside, jnp.clip(10 * (mask - 0.5) + 0.5, 0, 1), 0)
+  b = jnp.einsum("...uj,...jl,...vl->...uv", rows, edge, cols,
+                 precision=lax.Precision.HIGHEST)
+  d = sigma1[..., None, None] * special.ndtri(jnp.clip(b, _LOW, _HIGH))
+  shifted = d + g[..., None, None]
+  soft = feather > 0
+  safe_sigma = jnp.where(soft, sigma, 1.0)[..., None, None]
+  out = jnp.where(soft, special.ndtr(shifted / safe_sigma),
+                  jnp.where(grow == 0, mask, (shifted > 0).astype(dtype)))
+  out = jnp.where(inside & (area > 0)[..., None, None], out, 0)
+  span = jnp.where(soft, jnp.maximum(width, 1.0), 0.0)
+  return out, span
+
+
+def border(window, shift, size, span):
+  """The border factor of a window of an `h x w` rectangle.
+
+  `smoothstep(dist / span)` with `dist = min(u, h - 1 - u, v, w - 1 - v)`
+  for rectangle pixel `(u, v)`: 0 on the border ring, 1 from `span` pixels
+  inward. `span <= 0` gives all ones.
+
+  Args:
+    window: static `(rows, cols)` of the result.
+    shift: int32 `(dy, dx)`: entry `(u, v)` is rectangle pixel `(u + dy, v +
+      dx)`.
+    size: int32 `(h, w)` of the rectangle.
+    span: float `[...]` (traced), pixels.
+
+  Returns:
+    `[..., rows, cols]` float32 (float64 for a float64 `span`).
+  """
+  span = jnp.asarray(span)
+  dtype = jnp.promote_types(span.dtype, jnp.float32)
+
+  def dist(count, offset, n):
+    i = jnp.arange(count) + offset
+    return jnp.minimum(i, n - 1 - i).astype(dtype)
+
+  d = jnp.minimum(dist(window[0], shift[0], size[0])[:, None],
+                  dist(window[1], shift[1], size[1])[None, :])
+  safe = jnp.where(span > 0, span, 1.0)[..., None, None]
+  t = jnp.clip(d / safe, 0, 1)
+  return jnp.where(span[..., None, None] > 0, t * t * (3 - 2 * t), 1.0)
+
+
+def relative_weights(mask, size, feather, grow):
+  """Feathers masks relative to their size (`feather_mode="relative"`).
+
+  See the module's docstring for the definition.
+
+  Args:
+    mask: `[..., Hb, Wb]` float in [0, 1], real content in `[..., :size[0],
+      :size[1]]` (anything past it is ignored).
+    size: int32 `(h, w)`, traced.
+    feather: float scalar (traced), 0..100: the ramp's 10 %-90 % width
+      across a straight mask edge, in per cent of `sqrt(area)`, `area` the
+      mask's sum over its real extent. An empty mask gives zero weights.
+    grow: float scalar (traced), -100..100, per cent of `sqrt(area)`: moves
+      the ramp's 50 % level outward (positive) or inward (negative) off the
+      mask's edge. With `feather = 0`: a hard edge at that level (the mask
+      itself for `grow = 0`).
+
+  Returns:
+    `[..., Hb, Wb]` float32 (float64 for float64 masks under x64) weights
+    in [0, 1], zero outside `[:h, :w]` and, for every `feather > 0`, on the
+    border ring of the `h x w` rectangle.
+  """
+  mask = jnp.asarray(mask)
+  out, span = ramp(mask, size, feather, grow)
+  return out * border(mask.shape[-2:], (0, 0), size, span).astype(out.dtype)
+
+
+def pasted_span(span, mask_hw, ref_hw):
+  """The border factor's width `span` (mask pixels) in pasted pixels, for a
+  mask of `mask_hw` resized to `ref_hw` (the geometric mean of the two
+  axes' scales)."""
+  scale = jnp.sqrt((ref_hw[0] * ref_hw[1]).astype(span.dtype)
+                   / jnp.maximum(mask_hw[0] * mask_hw[1], 1).astype(
+                       span.dtype))
+  return span * scale
+
+
+def relative_blur_mask(mask, feather, *, grow=0.0) -> jax.Array:
+  """Feathers masks relative to their size (`feather_mode="relative"`).
+
+  The ramp's 10 %-90 % width across a straight edge is `feather` per cent
+  of `sqrt(area)` (`area` the mask's sum), its 50 % level `grow` per cent
+  of `sqrt(area)` outside the mask's 0.5 level (inside for negative
+  values), and the result is 0 on the mask's border ring for `feather > 0`
+  (see `relative_weights`). `feather` and `grow` are traced: one program
+  per mask shape.
+
+  Args:
+    mask: `[h, w]` or `[..., h, w]` float array, values in [0, 1].
+    feather: number in 0..100 (0: a hard edge).
+    grow: number in -100..100.
+
+  Returns:
+    float32 weights of `mask`'s shape (float64 for float64 masks under
+    x64), in [0, 1]; each `[h, w]` slice feathered on its own.
+  """
+  mask = jnp.asarray(mask)
+  if not jnp.issubdtype(mask.dtype, jnp.floating):
+    raise TypeError(f"mask: expected a float array, got dtype {mask.dtype}")
+  if mask.ndim < 2 or 0 in mask.shape[-2:]:
+    raise ValueError(f"mask: expected a non-empty [h, w] or [..., h, w], "
+                     f"got shape {mask.shape}")
+  for value, name, bound in ((feather, "feather", 0), (grow, "grow", -100)):
+    if isinstance(value, jax.core.Tracer):
+      continue
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.integer, np.floating)):
+      raise TypeError(f"{name}: expected a number in {bound}..100, got "
+                      f"{value!r}")
+    if not (math.isfinite(value) and bound <= value <= 100):
+      raise ValueError(f"{name}: expected a number in {bound}..100, got "
+                       f"{value}")
+  return _relative_jit(mask, feather, grow)
+
+
+@jax.jit
+def _relative_jit(mask, feather, grow):
+  h, w = mask.shape[-2:]
+  return relative_weights(mask, (jnp.int32(h), jnp.int32(w)), feather, grow)
