@@ -237,20 +237,26 @@ def test_paged_pack_is_the_plain_pack_shared_with_xla():
   assert public.crops.flags.owndata and public.masks.flags.owndata
 
 
-def test_segs_paste_copies_the_image_once():
-  """numpy in, numpy out: no host copy of the image, the transferred image
-  pasted in place (donation accepted, no warning), the result read back
-  without a copy. XLA's own allocations are counted by the pages they touch
-  for the first time (the image's size is what one copy touches)."""
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_segs_paste_copies_the_image_once(kind):
+  """numpy (or a CPU torch tensor) in, numpy out: no host copy of the
+  image, the transferred image pasted in place (donation accepted, no
+  warning), the result read back without a copy. XLA's own allocations are
+  counted by the pages they touch for the first time (the image's size is
+  what one copy touches)."""
+  if kind == "torch" and torch is None:
+    pytest.skip("torch not installed")
   import resource  # pylint: disable=g-import-not-at-top
   import tracemalloc  # pylint: disable=g-import-not-at-top
   import warnings  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(10)
   image = rng.random((N, H, W, C), np.float32)  # numpy's own allocation
+  pages = image.nbytes // mmap.PAGESIZE
+  if kind == "torch":  # torch's own (aligned) memory, which XLA shares
+    image = torch.from_numpy(image).clone()
   segs = ((H, W), [seg(rng.random((1, 64, 64, C), np.float32),
                        rng.random((64, 64), np.float32), (40, 30, 104, 94))])
   np.asarray(segs_paste(image, segs, feather=3))  # compiled
-  pages = image.nbytes // mmap.PAGESIZE
   with warnings.catch_warnings():
     warnings.simplefilter("error")  # "donated buffers were not usable"
     tracemalloc.start()
@@ -260,7 +266,7 @@ def test_segs_paste_copies_the_image_once():
     touched = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-  assert peak < image.nbytes // 4, peak  # numpy made no image-sized array
+  assert peak < pages * mmap.PAGESIZE // 4, peak  # no image-sized numpy
   assert np.shares_memory(host, np.asarray(out))  # read back in place
   # one image's pages (the copy the result needs), not two
   assert touched < 1.5 * pages, (touched, pages)

@@ -648,11 +648,9 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
             place: bool = True) -> Call:
   """Checks a node-style call's arrays and SEGS, then converts them.
 
-  The image and reference are checked first, and (with `place`) their
-  transfer to JAX starts before the SEGS are read: XLA copies a host array
-  on its own threads, while the SEGS are read and packed here. Bad SEGS
-  still raise before anything is pasted; a transfer already started is
-  then dropped unused.
+  Everything is checked before anything reaches JAX. Then (with `place`)
+  the transfer of the image and reference starts before the SEGS are
+  packed: XLA copies a host array on its own threads while they are.
 
   Args:
     image: `[N, H, W, C]` float in [0, 1] or uint8, numpy, torch or JAX.
@@ -664,11 +662,12 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
 
   Raises:
     TypeError, ValueError: naming the argument (and SEG index) on bad input,
-      before anything is pasted.
+      before any array is converted.
   """
   shape = check_image(image, "image")
   if ref_image_opt is not None:
     check_ref_image(ref_image_opt, shape)
+  read = read_segs(segs, shape, opts, with_crops=ref_image_opt is None)
   as_uint8 = arrays.dtype_of(image) == np.uint8
   owned = wait = False
   ref = ref_image_opt
@@ -678,7 +677,6 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
       ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
                                        > shape[0] else ref)
       wait = wait or wait_ref
-  read = read_segs(segs, shape, opts, with_crops=ref_image_opt is None)
   # read by the paste only: the crops and masks go to XLA without a copy
   packed = packing.pack(read, shape, with_crops=ref_image_opt is None,
                         paged=True)
