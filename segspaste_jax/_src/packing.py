@@ -25,9 +25,12 @@ from segspaste_jax._src.types import (ARRAY_FIELDS, SEG, Opaque, PackedSegs,
 MIN_BUCKET = 128   # one bucket covers every crop side up to 128
 BUCKET_STEP = 64
 MIN_SEGMENTS = 4
-# Arrays from this size on go into a mapping of their own (`paged_zeros`);
-# below it a mapping's system calls cost more than the copy they save.
-PAGED_BYTES = 1 << 20
+# Arrays from this size on go into a mapping of their own (`paged_zeros`).
+# Smaller ones are cheaper as plain numpy arrays, copied by XLA: the C
+# allocator hands back memory freed by the previous call, already mapped,
+# where a new mapping faults in every page again. From 32 MiB on (glibc's
+# largest mmap threshold) every allocation is a new mapping anyway.
+PAGED_BYTES = 1 << 25
 
 
 def _round_up(value: int, step: int) -> int:
