@@ -196,3 +196,78 @@ def test_comfy_node_input_overwritten_after_return():
   (out,) = SEGSPasteJAX().doit(tensor, segs, 5, 255)
   tensor.fill_(0.75)
   np.testing.assert_array_equal(out.numpy(), want)
+
+
+def test_segs_overwritten_right_after_the_call():
+  """The crops and masks are packed before the call returns (the paste may
+  still be reading the packed copies): the caller may overwrite its SEGS."""
+  rng = np.random.default_rng(8)
+  segs = _segs(rng)
+  image = _image(rng)
+  want = np.asarray(segs_paste(image, segs, feather=5))
+  out = segs_paste(image, segs, feather=5)
+  for s in segs[1]:
+    for a in (s.cropped_image, s.cropped_mask):
+      if a is not None:
+        a[...] = 0.5
+  np.testing.assert_array_equal(np.asarray(out), want)
+
+
+def test_paged_pack_is_the_plain_pack_shared_with_xla(monkeypatch):
+  """`segs_paste`'s own pack (`paged=True`): the same values as
+  `pack_segs`, its large arrays taken by XLA in place (no copy), its small
+  ones plain numpy; `pack_segs` hands the caller plain numpy arrays."""
+  from segspaste_jax._src import packing, validate  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(packing, "PAGED_BYTES", 1 << 20)  # small test arrays
+  rng = np.random.default_rng(9)
+  segs = _segs(rng)
+  shape = (N, H, W, C)
+  read = validate.read_segs(segs, shape, validate.options())
+  plain, paged = (packing.pack(read, shape, paged=p) for p in (False, True))
+  for field in ("crops", "masks", "regions", "valid"):
+    mine, theirs = getattr(paged, field), getattr(plain, field)
+    np.testing.assert_array_equal(mine, theirs)
+    big = mine.nbytes >= packing.PAGED_BYTES
+    assert big == (field == "crops" or field == "masks"), field
+    assert mine.flags.owndata != big, field
+    if big:
+      assert np.shares_memory(np.asarray(jax.device_put(mine)), mine), field
+  # what pack_segs returns may be written by its caller while JAX reads it:
+  # no mapping that XLA would surely share, but numpy's own memory
+  public = pack_segs(segs, shape)
+  assert public.crops.flags.owndata and public.masks.flags.owndata
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_segs_paste_copies_the_image_once(kind):
+  """numpy (or a CPU torch tensor) in, numpy out: no host copy of the
+  image, the transferred image pasted in place (donation accepted, no
+  warning), the result read back without a copy. XLA's own allocations are
+  counted by the pages they touch for the first time (the image's size is
+  what one copy touches)."""
+  if kind == "torch" and torch is None:
+    pytest.skip("torch not installed")
+  import resource  # pylint: disable=g-import-not-at-top
+  import tracemalloc  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(10)
+  image = rng.random((N, H, W, C), np.float32)  # numpy's own allocation
+  pages = image.nbytes // mmap.PAGESIZE
+  if kind == "torch":  # torch's own (aligned) memory, which XLA shares
+    image = torch.from_numpy(image).clone()
+  segs = ((H, W), [seg(rng.random((1, 64, 64, C), np.float32),
+                       rng.random((64, 64), np.float32), (40, 30, 104, 94))])
+  np.asarray(segs_paste(image, segs, feather=3))  # compiled
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # "donated buffers were not usable"
+    tracemalloc.start()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    out = segs_paste(image, segs, feather=3)
+    host = np.asarray(out)
+    touched = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+  assert peak < pages * mmap.PAGESIZE // 4, peak  # no image-sized numpy
+  assert np.shares_memory(host, np.asarray(out))  # read back in place
+  # one image's pages (the copy the result needs), not two
+  assert touched < 1.5 * pages, (touched, pages)

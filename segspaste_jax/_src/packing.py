@@ -5,9 +5,17 @@ buckets with numpy: every crop and mask padded to one square side, the
 segment count to a number of slots, so that different layouts reuse one
 compiled program. It checks nothing: what it is handed is valid.
 `unpack_segs` turns a `PackedSegs` back into torch-style SEGS.
+
+A pack that only the library reads (`paged=True`, what `segs_paste` uses)
+puts its large arrays in anonymous memory mappings of their own
+(`paged_zeros`): page aligned, so that XLA's CPU client takes them without
+a copy, and zero until written, so that the padding costs no pass at all.
 """
 
 from __future__ import annotations
+
+import math
+import mmap
 
 import numpy as np
 
@@ -17,6 +25,12 @@ from segspaste_jax._src.types import (ARRAY_FIELDS, SEG, Opaque, PackedSegs,
 MIN_BUCKET = 128   # one bucket covers every crop side up to 128
 BUCKET_STEP = 64
 MIN_SEGMENTS = 4
+# Arrays from this size on go into a mapping of their own (`paged_zeros`).
+# Smaller ones are cheaper as plain numpy arrays, copied by XLA: the C
+# allocator hands back memory freed by the previous call, already mapped,
+# where a new mapping faults in every page again. From 32 MiB on (glibc's
+# largest mmap threshold) every allocation is a new mapping anyway.
+PAGED_BYTES = 1 << 25
 
 
 def _round_up(value: int, step: int) -> int:
@@ -33,6 +47,28 @@ def default_max_segments(count: int) -> int:
   return max(MIN_SEGMENTS, 1 << max(count - 1, 0).bit_length())
 
 
+def paged_zeros(shape: tuple, dtype) -> np.ndarray:
+  """A zeroed array in an anonymous mapping of its own (from `PAGED_BYTES`
+  on; `np.zeros` below, or where the platform has no anonymous mappings).
+
+  The mapping starts on a page boundary, which meets the alignment under
+  which XLA's CPU client uses a host array in place instead of copying it;
+  its pages are zero until first written (no zero-fill pass) and, where the
+  kernel offers transparent huge pages on request, huge. Only for arrays
+  that nobody writes once they are handed to JAX: JAX may read them after
+  the call that passed them returns.
+  """
+  dtype = np.dtype(dtype)
+  nbytes = math.prod(shape) * dtype.itemsize
+  if nbytes < PAGED_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+    return np.zeros(shape, dtype)
+  memory = mmap.mmap(-1, nbytes,
+                     flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+  if hasattr(mmap, "MADV_HUGEPAGE"):
+    memory.madvise(mmap.MADV_HUGEPAGE)
+  return np.frombuffer(memory, dtype).reshape(shape)
+
+
 def _crop_channels(segs, default: int) -> int:
   # One channel count for all crops: RGB crops beside RGBA ones become
   # opaque RGBA (alpha 1), which every blend rule treats as RGB.
@@ -41,7 +77,7 @@ def _crop_channels(segs, default: int) -> int:
 
 
 def pack(read, image_shape, *, with_crops: bool = True,
-         frames=None) -> PackedSegs:
+         frames=None, paged: bool = False) -> PackedSegs:
   """Writes SEGS read by `validate.read_segs` into a `PackedSegs`.
 
   Args:
@@ -52,6 +88,9 @@ def pack(read, image_shape, *, with_crops: bool = True,
       `[0, read.frames)`: pack for a chunk of a longer sequence, frame `k`
       of every per-frame crop and mask being the sequence's frame
       `frames[k]` (and zeros past `len(frames)`). One SEGS only.
+    paged: put the crops and masks in mappings of their own
+      (`paged_zeros`): for a pack that only the library reads (a caller
+      could write such arrays while JAX still reads them).
 
   Returns:
     A `PackedSegs` of new numpy arrays (zero padded, see `PackedSegs`).
@@ -59,7 +98,7 @@ def pack(read, image_shape, *, with_crops: bool = True,
   n, _, _, c = image_shape
   bucket, slots = read.bucket, read.slots
   if read.per_image:
-    return _pack_per_image(read, image_shape, with_crops)
+    return _pack_per_image(read, image_shape, with_crops, paged)
   (source,), (segs,) = read.sources, read.segs
   crop_frames = [len(s.crop) for s in segs if s.crop is not None]
   if frames is None:
@@ -69,19 +108,20 @@ def pack(read, image_shape, *, with_crops: bool = True,
   fm = n if any(s.mask.ndim == 3 and len(s.mask) > 1 for s in segs) else 1
   crops_shape = ((fc, bucket, bucket, _crop_channels(segs, c)) if with_crops
                  else (1, 1, 1, c))
-  fields = _empty_fields((), slots, bucket, crops_shape, fm)
+  fields = _empty_fields((), slots, bucket, crops_shape, fm, paged)
   meta = _fill(segs, source, fields, fc, frames)
   return PackedSegs(**fields, meta=meta)
 
 
-def _pack_per_image(read, image_shape, with_crops: bool) -> PackedSegs:
+def _pack_per_image(read, image_shape, with_crops: bool,
+                    paged: bool) -> PackedSegs:
   n, h, w, c = image_shape
   bucket, slots = read.bucket, read.slots
   channels = max(_crop_channels(segs, 0) for segs in read.segs) or c
   # each image is a batch of one: frame 0 of every crop, one mask frame
   crops_shape = ((1, bucket, bucket, channels) if with_crops
                  else (1, 1, 1, c))
-  fields = _empty_fields((n,), slots, bucket, crops_shape, 1)
+  fields = _empty_fields((n,), slots, bucket, crops_shape, 1, paged)
   metas = tuple(
       _fill(segs, source, {f: a[k] for f, a in fields.items()}, 1)
       for k, (source, segs) in enumerate(zip(read.sources, read.segs)))
@@ -128,11 +168,13 @@ def _fill(segs, source, fields: dict, crop_frames_max: int,
 
 
 def _empty_fields(lead: tuple, slots: int, bucket: int, crops_shape: tuple,
-                  mask_frames: int) -> dict:
-  """Zeroed arrays for `lead` images (`()` for one SEGS)."""
+                  mask_frames: int, paged: bool = False) -> dict:
+  """Zeroed arrays for `lead` images (`()` for one SEGS); with `paged`, the
+  crops and masks from `paged_zeros`."""
+  zeros = paged_zeros if paged else np.zeros
   return dict(
-      crops=np.zeros(lead + (slots,) + crops_shape, np.float32),
-      masks=np.zeros(lead + (slots, mask_frames, bucket, bucket), np.float32),
+      crops=zeros(lead + (slots,) + crops_shape, np.float32),
+      masks=zeros(lead + (slots, mask_frames, bucket, bucket), np.float32),
       regions=np.zeros(lead + (slots, 4), np.int32),
       crop_sizes=np.zeros(lead + (slots, 2), np.int32),
       mask_sizes=np.ones(lead + (slots, 2), np.int32),

@@ -156,11 +156,17 @@ def check_float_array(x, name: str) -> None:
 def all_finite(x: np.ndarray) -> bool:
   """Whether every value of a float host array is finite.
 
-  NaN propagates through both reductions; +inf shows in the largest value
-  and -inf in the smallest (two streaming passes, cheaper than building
-  `isfinite(x)`).
+  One streaming pass in the common case: a sum is finite whenever every
+  value is (NaN and +-inf propagate through it), and only a sum that is
+  not (an overflow of large finite values, or a bad value) is settled by
+  the largest and smallest values (NaN propagates through both reductions;
+  +inf shows in the largest, -inf in the smallest).
   """
   if x.size == 0:
+    return True
+  # float16 sums overflow early: add in float32 at least
+  if math.isfinite(float(np.sum(x, dtype=np.promote_types(x.dtype,
+                                                        np.float32)))):
     return True
   return math.isfinite(float(x.max())) and math.isfinite(float(x.min()))
 
@@ -662,6 +668,10 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
             place: bool = True) -> Call:
   """Checks a node-style call's arrays and SEGS, then converts them.
 
+  Everything is checked before anything reaches JAX. Then (with `place`)
+  the transfer of the image and reference starts before the SEGS are
+  packed: XLA copies a host array on its own threads while they are.
+
   Args:
     image: `[N, H, W, C]` float in [0, 1] or uint8, numpy, torch or JAX.
     segs: torch-style SEGS, or a list of them (one per image).
@@ -678,7 +688,6 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
   if ref_image_opt is not None:
     check_ref_image(ref_image_opt, shape)
   read = read_segs(segs, shape, opts, with_crops=ref_image_opt is None)
-  packed = packing.pack(read, shape, with_crops=ref_image_opt is None)
   as_uint8 = arrays.dtype_of(image) == np.uint8
   owned = wait = False
   ref = ref_image_opt
@@ -688,6 +697,9 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
       ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
                                        > shape[0] else ref)
       wait = wait or wait_ref
+  # read by the paste only: the crops and masks go to XLA without a copy
+  packed = packing.pack(read, shape, with_crops=ref_image_opt is None,
+                        paged=True)
   return Call(image, owned, wait, ref, packed, as_uint8)
 
 
