@@ -1,6 +1,6 @@
 """Packing: SEGS read on the host into the fixed-shape `PackedSegs`, and back.
 
-`pack` writes what `validate.read_segs` read and checked into zero-padded
+`pack` writes what `read_segs.read_segs` read and checked into zero-padded
 buckets with numpy: every crop and mask padded to one square side, the
 segment count to a number of slots, so that different layouts reuse one
 compiled program. It checks nothing: what it is handed is valid.
@@ -42,16 +42,18 @@ def _crop_channels(segs, default: int) -> int:
 
 def pack(read, image_shape, *, with_crops: bool = True,
          frames=None) -> PackedSegs:
-  """Writes SEGS read by `validate.read_segs` into a `PackedSegs`.
+  """Writes SEGS read by `read_segs.read_segs` into a `PackedSegs`.
 
   Args:
-    read: a `validate.ReadSegs`.
+    read: a `read_segs.ReadSegs`.
     image_shape: `(N, H, W, C)` of the image (of the chunk, with `frames`).
     with_crops: False leaves the crops empty (`[S, 1, 1, 1, C]`).
     frames: optional int array of at most N frame numbers in
       `[0, read.frames)`: pack for a chunk of a longer sequence, frame `k`
       of every per-frame crop and mask being the sequence's frame
-      `frames[k]` (and zeros past `len(frames)`). One SEGS only.
+      `frames[k]` (and zeros past `len(frames)`); for a list of SEGS, one
+      per image, image `k` of the chunk takes `read.segs[frames[k]]` (and
+      no segment past `len(frames)`).
 
   Returns:
     A `PackedSegs` of new numpy arrays (zero padded, see `PackedSegs`).
@@ -59,7 +61,7 @@ def pack(read, image_shape, *, with_crops: bool = True,
   n, _, _, c = image_shape
   bucket, slots = read.bucket, read.slots
   if read.per_image:
-    return _pack_per_image(read, image_shape, with_crops)
+    return _pack_per_image(read, image_shape, with_crops, frames)
   (source,), (segs,) = read.sources, read.segs
   crop_frames = [len(s.crop) for s in segs if s.crop is not None]
   if frames is None:
@@ -74,8 +76,10 @@ def pack(read, image_shape, *, with_crops: bool = True,
   return PackedSegs(**fields, meta=meta)
 
 
-def _pack_per_image(read, image_shape, with_crops: bool) -> PackedSegs:
+def _pack_per_image(read, image_shape, with_crops: bool,
+                    frames=None) -> PackedSegs:
   n, h, w, c = image_shape
+  images = range(n) if frames is None else [int(f) for f in frames]
   bucket, slots = read.bucket, read.slots
   channels = max(_crop_channels(segs, 0) for segs in read.segs) or c
   # each image is a batch of one: frame 0 of every crop, one mask frame
@@ -83,8 +87,11 @@ def _pack_per_image(read, image_shape, with_crops: bool) -> PackedSegs:
                  else (1, 1, 1, c))
   fields = _empty_fields((n,), slots, bucket, crops_shape, 1)
   metas = tuple(
-      _fill(segs, source, {f: a[k] for f, a in fields.items()}, 1)
-      for k, (source, segs) in enumerate(zip(read.sources, read.segs)))
+      _fill(read.segs[i], read.sources[i], {f: a[k] for f, a in
+                                            fields.items()}, 1)
+      for k, i in enumerate(images))
+  # a chunk's padding images (past `len(frames)`) hold no segment
+  metas += (SegsMeta(source_size=(h, w)),) * (n - len(metas))
   return PackedSegs(**fields, meta=SegsMeta(source_size=(h, w),
                                             per_image=metas))
 

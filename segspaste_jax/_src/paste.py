@@ -20,24 +20,12 @@ import jax.numpy as jnp
 
 from segspaste_jax._src import accelerator, cpu, platform
 from segspaste_jax._src import blend as blend_lib
-from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
+from segspaste_jax._src.validate import check_modes
 from segspaste_jax._src.types import PackedSegs
 
 # The static `form` of the compiled paste: this, or a `cpu.Form`.
 ACCELERATOR = "accelerator"
-
-
-def check_modes(feather_mode: str, rgba_mode: str) -> bool:
-  """`feather_mode` and `rgba_mode` (see `paste`); whether edges are soft."""
-  modes = feather_lib.FEATHER_MODES
-  if not isinstance(feather_mode, str) or feather_mode not in modes:
-    raise ValueError(f"feather_mode: expected one of {modes}, got "
-                     f"{feather_mode!r}")
-  if not isinstance(rgba_mode, str) or rgba_mode not in blend_lib.RGBA_MODES:
-    raise ValueError(f"rgba_mode: expected one of {blend_lib.RGBA_MODES}, "
-                     f"got {rgba_mode!r}")
-  return feather_mode == "soft_edges"
 
 
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,

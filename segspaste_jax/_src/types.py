@@ -49,7 +49,7 @@ REQUIRED_FIELDS = SEG._fields[:-1]
 
 @dataclasses.dataclass
 class Seg:
-  """One SEG as read and checked on the host (`validate.read_seg`): numpy
+  """One SEG as read and checked on the host (`read_segs.read_seg`): numpy
   arrays, crops as float in [0, 1]."""
 
   crop: np.ndarray | None      # [F, h, w, C] float
