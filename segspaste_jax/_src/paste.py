@@ -18,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from segspaste_jax._src import accelerator, cpu, platform
+from segspaste_jax._src import accelerator, cpu, platform, trace_checks
 from segspaste_jax._src import blend as blend_lib
 from segspaste_jax._src import geometry as geo_lib
 from segspaste_jax._src.validate import check_modes
@@ -82,20 +82,22 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   segment's masks are feathered at their own size, resized to the pasted
   pixels' size, scaled by `alpha / 255` and blended into all frames at once,
   clipped at all four image edges, later segments on top. Works under
-  `jax.jit`, `jax.vmap` and `jax.grad`; inputs are assumed valid
-  (`segs_paste` and `pack_segs` check them).
+  `jax.jit`, `jax.vmap` and `jax.grad`. Shapes and dtypes are checked when
+  the call is traced (`trace_checks.paste_args`: free at run time); values
+  are assumed valid (`segs_paste` and `pack_segs` check them).
 
   Args:
-    image: `[N, H, W, C]` float array, values in [0, 1].
+    image: `[N, H, W, C]` float array, values in [0, 1]. uint8 is refused
+      (`TypeError` with the conversion to use; `segs_paste` takes uint8).
     packed: `PackedSegs` from `pack_segs` for this image's shape (or
       `make_packed_segs`); from a list of SEGS, one per image, every image
       takes its own (`PackedSegs.per_image`: a leading image axis).
     feather: int in 0..100 (traced: no new program per value), blur kernel
       size `2 * feather + 1`.
     alpha: scalar in [0, 255] (traced: differentiable), opacity.
-    ref_image: optional `[N, H, W, C']` (or `[1, H, W, C']`); when given,
-      the pasted pixels are cut from it at each crop region instead of taken
-      from the crops, as the node's `ref_image_opt`.
+    ref_image: optional float `[N, H, W, C']` (or `[1, H, W, C']`); when
+      given, the pasted pixels are cut from it at each crop region instead
+      of taken from the crops, as the node's `ref_image_opt`.
     feather_mode: "node" (the node's feathering) or "soft_edges" (the same,
       times `feather.edge_ramp`: zero on the border of the pasted
       rectangle, unchanged from `2 * feather` pixels inward). Traced: both
@@ -110,8 +112,13 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
 
   Returns:
     `[N, H, W, C]` array of `image`'s dtype.
+
+  Raises:
+    TypeError, ValueError: naming the argument, where the shapes or dtypes
+      do not fit together (see `trace_checks.paste_args`).
   """
   soft = check_modes(feather_mode, rgba_mode)
+  trace_checks.paste_args(image, packed, ref_image)
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
                 **static_args(platform.form_of(image), feather),

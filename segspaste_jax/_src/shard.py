@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from segspaste_jax._src import arrays, platform
+from segspaste_jax._src import arrays, platform, trace_checks
 from segspaste_jax._src.paste import check_modes, paste_core, static_args
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
@@ -136,6 +136,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     array cannot hold uneven shards).
   """
   soft = check_modes(feather_mode, rgba_mode)
+  trace_checks.paste_args(image, packed, ref_image, allow_uint8=True)
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "
