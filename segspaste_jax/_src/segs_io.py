@@ -23,14 +23,13 @@ Arrays keep their dtype (torch tensors are stored as numpy); a SEG's
 from __future__ import annotations
 
 import os
-import warnings
 import zipfile
 import zlib
 
 import numpy as np
 
 from segspaste_jax._src import arrays as arrays_lib
-from segspaste_jax._src import validate
+from segspaste_jax._src import validate, warn
 from segspaste_jax._src.types import SEG
 
 FORMAT = "segspaste_jax.segs"
@@ -77,8 +76,8 @@ def save_segs(path, segs) -> None:
       raise TypeError(f"{where}.label: expected a str, got {seg.label!r}")
     arrays[key + "label"] = np.array(seg.label)
     if getattr(seg, "control_net_wrapper", None) is not None:
-      warnings.warn(f"{where}.control_net_wrapper is not data and is not "
-                    "saved; it loads back as None", stacklevel=2)
+      warn.warn(f"{where}.control_net_wrapper is not data and is not "
+                "saved; it loads back as None")
 
   # Write next to the target and move it into place: no half-written file.
   path = os.fspath(path)
