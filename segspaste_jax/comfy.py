@@ -4,28 +4,28 @@ Same inputs, same output type, same picture. Two node ids, kept stable so
 that saved workflows load unchanged:
 
 - `SEGSPasteJAX`: an IMAGE batch and one SEGS, as `SEGSPaste`.
-- `SEGSPasteJAXPerImage`: a list of images and a list of SEGS, one per
-  image (ComfyUI's list inputs), as `SEGSPaste` mapped over the list.
+- `SEGSPasteJAXPerImage`: a list of images of one size and a list of SEGS,
+  one per image (ComfyUI's list inputs), as `SEGSPaste` mapped over the
+  list, joined into one IMAGE batch.
 
-A long batch is pasted a chunk of frames at a time into one float32 output
-tensor allocated once (`stream_segs_paste`: the SEGS are checked and packed
-once, every chunk runs the same compiled program), so memory stays near the
-inputs plus the output; between chunks the nodes advance ComfyUI's progress
-bar and honour its cancel button. The result equals the one-shot
-`segs_paste` bit for bit. An IMAGE on a GPU is pasted there in one call.
+This module holds the nodes and their schema; both nodes paste through
+`segspaste_jax._src.node_paste` (`paste_batch`: a chunk of frames at a
+time through `stream_segs_paste`, with ComfyUI's progress bar and cancel;
+the result equals the one-shot `segs_paste` bit for bit).
 
-Inside ComfyUI, with its V3 node API (`comfy_api`, pinned to version
-`0.0.2`) importable, the nodes are declared with the V3 schema
-(`comfy_entrypoint`); otherwise with the V1 mappings
-(`NODE_CLASS_MAPPINGS`). Both forms come from one table of inputs, with a
-tooltip on every input and a description on each node.
+Inside ComfyUI, with its V3 node API (`comfy_api.v0_0_2`, which ComfyUI
+marks unstable and which re-exports its latest V3 schema) importable, the
+nodes are declared with the V3 schema (`comfy_entrypoint`); otherwise with
+the V1 mappings (`NODE_CLASS_MAPPINGS`). Both forms, the nodes' defaults
+and their docs come from one table of inputs (`_INPUTS`), with a tooltip
+on every input and a description on each node.
 
 Importing this module sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` unless the
-user set it, so that JAX with CUDA in ComfyUI's Python does not take 75% of
-the GPU's memory when its first backend starts. The node pack
-(`comfyui_segspaste_jax/` in the repository, or the loader written by
-`segspaste-jax comfyui install`) loads this module; see docs/comfyui.rst.
-torch is imported only when a node runs.
+user set it (the one place that does), so that JAX with CUDA in ComfyUI's
+Python does not take 75% of the GPU's memory when its first backend starts.
+The node pack's loader (`comfyui_segspaste_jax/__init__.py`, on every
+install route) loads this module; see docs/comfyui.rst. torch is imported
+only when a node runs.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ comfyui_hooks = node_paste.comfyui_hooks
 paste_batch = node_paste.paste_batch
 paste_per_image = node_paste.paste_batch
 
-# The V3 node API version these nodes are declared with (comfy_api.v0_0_2,
-# the first numbered version; ComfyUI keeps numbered versions stable).
+# The V3 node API module these nodes import. In ComfyUI, `comfy_api.v0_0_2`
+# re-exports `comfy_api.latest`'s `io` and `ComfyExtension` and is marked
+# unstable (`STABLE = False`): the nodes track ComfyUI's latest V3 schema,
+# not a frozen one (docs/comfyui.rst, "Which node API").
 COMFY_API_VERSION = "v0_0_2"
 _CATEGORY = "ImpactPack/Detailer"
 
