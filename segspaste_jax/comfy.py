@@ -176,12 +176,11 @@ class SEGSPasteJAX:
     """Runs `paste_batch` on ComfyUI's tensors, with ComfyUI's progress bar
     and cancel.
 
-    Args:
-      *args, **kwargs: the inputs of `INPUT_TYPES` by name (or in its
-        order), each one left out at its default there: `image` (IMAGE,
-        torch `[N, H, W, C]` float32 in [0, 1], not modified), `segs`
-        (SEGS), `feather`, `alpha`, `ref_image_opt`, `node_axis_mixup`,
-        `feather_mode`, `rgba_mode` (see `paste_batch`).
+    Takes the inputs of `INPUT_TYPES` by name (or in its order), each one
+    left out at its default there: `image` (IMAGE, torch `[N, H, W, C]`
+    float32 in [0, 1], not modified), `segs` (SEGS), `feather`, `alpha`,
+    `ref_image_opt`, `node_axis_mixup`, `feather_mode`, `rgba_mode` (see
+    `paste_batch`).
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
@@ -215,12 +214,11 @@ class SEGSPasteJAXPerImage:
   def doit(self, *args, **kwargs):
     """Pastes `segs[n]` into image `n` of the joined batch.
 
-    Args:
-      *args, **kwargs: the inputs of `INPUT_TYPES`, each a list (ComfyUI's
-        list form; one left out is at its default there): `image`, IMAGE
-        batches `[N_k, H, W, C]` of one size (joined: N images); `segs`, N
-        SEGS, or one SEGS for every image; `ref_image_opt`, optional IMAGE
-        batches (joined); the options, lists of one value.
+    Takes the inputs of `INPUT_TYPES`, each a list (ComfyUI's list form;
+    one left out is at its default there): `image`, IMAGE batches
+    `[N_k, H, W, C]` of one size (joined: N images); `segs`, N SEGS, or one
+    SEGS for every image; `ref_image_opt`, optional IMAGE batches (joined);
+    the options, lists of one value.
 
     Returns:
       1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
