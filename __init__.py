@@ -25,34 +25,23 @@ def _library():
   """Puts the real `segspaste_jax` where this module stands in
   `sys.modules` (the import system hands out what stands there)."""
   import importlib  # pylint: disable=import-outside-toplevel
-  import importlib.util  # pylint: disable=import-outside-toplevel
 
   here = os.path.dirname(os.path.abspath(__file__))
   beside = os.path.dirname(here)
   saved = sys.path[:]
-  sys.path[:] = [p for p in saved
-                 if os.path.abspath(p or os.curdir) != beside]
+  others = [p for p in saved if os.path.abspath(p or os.curdir) != beside]
   del sys.modules[__name__]
   try:
-    importlib.import_module("segspaste_jax")
-    return
-  except ModuleNotFoundError as e:
-    if e.name != "segspaste_jax":
-      raise
+    try:
+      sys.path[:] = others
+      importlib.import_module("segspaste_jax")
+    except ModuleNotFoundError as e:
+      if e.name != "segspaste_jax":
+        raise
+      sys.path[:] = [here, *others]  # installed nowhere: the clone's own
+      importlib.import_module("segspaste_jax")
   finally:
     sys.path[:] = saved
-  # installed nowhere: the clone's own library
-  package = os.path.join(here, "segspaste_jax")
-  spec = importlib.util.spec_from_file_location(
-      "segspaste_jax", os.path.join(package, "__init__.py"),
-      submodule_search_locations=[package])
-  module = importlib.util.module_from_spec(spec)
-  sys.modules["segspaste_jax"] = module
-  try:
-    spec.loader.exec_module(module)
-  except BaseException:
-    del sys.modules["segspaste_jax"]
-    raise
 
 
 if __name__ == "segspaste_jax":

@@ -158,10 +158,8 @@ def _inputs(args: tuple, kwargs: dict, as_list: bool = False) -> dict:
 # ----------------------------------------------------------------------------
 # V1 nodes (any ComfyUI).
 
-class SEGSPasteJAX:
-  """ComfyUI node (V1): pastes SEGS into an IMAGE batch, as `SEGSPaste`."""
-
-  DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAX"]
+class _V1Node:
+  """What both V1 nodes declare alike (ComfyUI reads class attributes)."""
 
   @classmethod
   def INPUT_TYPES(cls):  # pylint: disable=invalid-name
@@ -171,6 +169,12 @@ class SEGSPasteJAX:
   OUTPUT_TOOLTIPS = (_OUTPUT_TOOLTIP,)
   FUNCTION = "doit"
   CATEGORY = _CATEGORY
+
+
+class SEGSPasteJAX(_V1Node):
+  """ComfyUI node (V1): pastes SEGS into an IMAGE batch, as `SEGSPaste`."""
+
+  DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAX"]
 
   def doit(self, *args, **kwargs):
     """Runs `paste_batch` on ComfyUI's tensors, with ComfyUI's progress bar
@@ -189,7 +193,7 @@ class SEGSPasteJAX:
     return (node_paste.run_batch(**_inputs(args, kwargs)),)
 
 
-class SEGSPasteJAXPerImage:
+class SEGSPasteJAXPerImage(_V1Node):
   """ComfyUI node (V1): a list of images and a list of SEGS, one per image.
 
   ComfyUI hands a node with `INPUT_IS_LIST` every input as a list: here the
@@ -201,15 +205,6 @@ class SEGSPasteJAXPerImage:
 
   DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAXPerImage"]
   INPUT_IS_LIST = True
-
-  @classmethod
-  def INPUT_TYPES(cls):  # pylint: disable=invalid-name
-    return _v1_input_types()
-
-  RETURN_TYPES = ("IMAGE",)
-  OUTPUT_TOOLTIPS = (_OUTPUT_TOOLTIP,)
-  FUNCTION = "doit"
-  CATEGORY = _CATEGORY
 
   def doit(self, *args, **kwargs):
     """Pastes `segs[n]` into image `n` of the joined batch.
