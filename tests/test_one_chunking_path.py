@@ -42,7 +42,7 @@ def _streamed(*args, **kwargs):
                                                **kwargs)))
 
 
-@pytest.mark.parametrize("chunk", [1, 3, N])
+@pytest.mark.parametrize("chunk", [3, N])  # 3, 3, 1 (padded); one chunk
 def test_a_list_streams_as_segs_paste(chunk):
   images, segs = _case()
   want = np.asarray(segs_paste(images, segs, 4, 230))
@@ -53,7 +53,7 @@ def test_a_list_streams_as_segs_paste(chunk):
       _streamed(iter(images), segs, 4, 230, chunk=chunk), want)
 
 
-@pytest.mark.parametrize("frames", [1, N, N + 3])
+@pytest.mark.parametrize("frames", [1, N + 3])  # one; more than N
 def test_a_list_with_references(frames):
   images, segs = _case(seed=1)
   ref = np.random.default_rng(5).random((frames, H, W, 3), np.float32)

@@ -42,7 +42,7 @@ def test_library_calls_warn_at_the_callers_line():
   image, segs = _case()
   for call in (lambda: segs_paste(image, segs),
                lambda: pack_segs(segs, image.shape),
-               lambda: list(stream_segs_paste(image, segs, chunk=1,
+               lambda: list(stream_segs_paste(image, segs, chunk=N,
                                               progress=False))):
     filename, _ = _where(call)
     assert filename == __file__
