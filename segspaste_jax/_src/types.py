@@ -39,6 +39,19 @@ Attributes:
 
 # The channel counts of an IMAGE: grey, RGB, RGBA.
 CHANNELS = (1, 3, 4)
+# The names of the paste's modes (`feather.py` and `blend.py` say what they
+# do; here so that the checks can name them without importing the compute).
+# "node": the node's feathering; "soft_edges": the same times `edge_ramp`.
+FEATHER_MODES = ("node", "soft_edges")
+# "composite": today's node; "legacy": the node before 2025.
+RGBA_MODES = ("composite", "legacy")
+
+
+def compatible_channels(image_channels: int, pasted: int) -> bool:
+  """Whether `pasted`-channel pixels may go into the image: the same
+  count, or RGB and RGBA either way (today's node's rules)."""
+  return image_channels == pasted or {image_channels, pasted} <= {3, 4}
+
 # Crop regions stay within +-this, far inside int32: the core offsets them
 # by image-sized amounts and takes differences of them.
 MAX_COORDINATE = 1 << 30

@@ -25,14 +25,14 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from segspaste_jax._src import arrays, blend, feather, types
+from segspaste_jax._src import arrays, types
 
 # Names from where they are defined, for the checks below and for the
 # surfaces (CLI, ComfyUI nodes).
 CHANNELS = types.CHANNELS
-FEATHER_MODES = feather.FEATHER_MODES
-RGBA_MODES = blend.RGBA_MODES
-compatible_channels = blend.compatible_channels
+FEATHER_MODES = types.FEATHER_MODES
+RGBA_MODES = types.RGBA_MODES
+compatible_channels = types.compatible_channels
 
 MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
 MAX_COORDINATE = types.MAX_COORDINATE
