@@ -134,6 +134,15 @@ def test_per_image_node_over_a_long_list():
   bad, i = _bad_last(segs)
   with pytest.raises(ValueError, match=rf"segs\[{N - 1}\]\[1\]\[{i}\]"):
     node.doit(items, bad, [4], [255])
+  nan = torch.zeros((N, H, W, 3))
+  nan[-1, 0, 0, 0] = float("nan")  # in the last chunk's frames
+  with pytest.raises(ValueError, match=r"ref_image_opt: contains NaN"):
+    node.doit(items, segs, [4], [255], [nan])
+  bars = []  # none made: the reference is refused before the first chunk
+  with pytest.raises(ValueError, match=r"ref_image_opt: contains NaN"):
+    comfy.paste_batch(torch.from_numpy(images), segs, ref_image_opt=nan,
+                      chunk=2, hooks=comfy.Hooks(progress=bars.append))
+  assert bars == []
 
 
 def test_per_image_node_refuses_mixed_sizes_naming_them():

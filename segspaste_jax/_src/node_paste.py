@@ -127,6 +127,9 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
   import torch  # pylint: disable=import-outside-toplevel
   n = image.shape[0]
+  if ref_image_opt is not None:  # in memory: its values too, before a chunk
+    validate.check_ref_image(ref_image_opt,
+                             validate.check_image(image, "image"))
   chunk = chunk_frames(image.shape[1:]) if chunk is None else chunk
   blocks = stream_segs_paste(image, segs, feather, alpha, ref_image_opt,
                              chunk=chunk, progress=False, **opts)
