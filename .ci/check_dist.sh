@@ -63,6 +63,12 @@ with zipfile.ZipFile(wheel) as z:
 for need in package:
   if need not in in_wheel:
     problems.append(f"wheel lacks {need}")
+# the ComfyUI node pack (its loader and example workflows), for
+# `segspaste-jax comfyui install` from an installed wheel
+for need in files("comfyui_segspaste_jax"):
+  inside = "segspaste_jax/_comfyui_pack/" + need.split("/", 1)[1]
+  if inside not in in_wheel:
+    problems.append(f"wheel lacks {inside} (from {need})")
 for name in in_wheel:
   if not name.startswith(("segspaste_jax/", "segspaste_jax-")):
     problems.append(f"wheel holds {name}, outside the package")
@@ -116,6 +122,7 @@ meta = importlib.metadata.version("segspaste-jax")
 assert segspaste_jax.__version__ == meta, (segspaste_jax.__version__, meta)
 assert "wheel-venv" in str(where), where
 assert (where / "astronaut.png").is_file() and (where / "py.typed").is_file()
+assert (where / "_comfyui_pack" / "__init__.py").is_file()
 print(f"check_dist: installed wheel {meta} == segspaste_jax.__version__")
 EOF
 SEGSPASTE_JAX_COMPILE_CACHE="$tmp/xla" "$venv/bin/segspaste-jax" demo \

@@ -94,8 +94,9 @@ def _nbytes(image, segs) -> int:
 def _node(which: str, impact_pack: str | None, chunk_mib: int | None = None):
   if which == "jax":
     from segspaste_jax import comfy
+    from segspaste_jax._src import node_paste
     if chunk_mib:
-      comfy.CHUNK_BYTES = chunk_mib << 20
+      node_paste.CHUNK_BYTES = chunk_mib << 20
     node = comfy.SEGSPasteJAX()
     return lambda image, segs: node.doit(image, segs, 5, 255)[0]
   if which == "node2025":
@@ -190,7 +191,8 @@ def main(argv=None) -> int:
                            "and impact with --impact-pack)")
   parser.add_argument("--chunk-mib", type=int, metavar="MIB",
                       help="SEGSPasteJAX's chunk size in MiB of output "
-                           "(default: segspaste_jax.comfy.CHUNK_BYTES)")
+                           "(default: CHUNK_BYTES of "
+                           "segspaste_jax._src.node_paste)")
   parser.add_argument("--json", metavar="PATH", help="also write the rows")
   parser.add_argument("--child", nargs=3, metavar=("NODE", "N", "SIDE"),
                       help=argparse.SUPPRESS)

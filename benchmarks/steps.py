@@ -9,7 +9,7 @@ For each workload, in one process, after one warm-up round, rounds of:
   its steps, each timed to completion before the next starts (so their sum
   is more than `a`, where the transfer overlaps the reading and packing):
     checks: the image checked and the SEGS read and checked
-      (`validate.check_image`, `validate.read_segs`);
+      (`validate.check_image`, `read_segs.read_segs`);
     packing: `packing.pack` as `segs_paste` packs (`paged=True`);
     transfer: the image to JAX (`validate.to_unit_float`), waited for;
     paste: the compiled paste as `segs_paste` calls it (donated where the
@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 import segspaste_jax
-from segspaste_jax._src import packing, paste, validate
+from segspaste_jax._src import packing, paste, read_segs, validate
 from benchmarks.opencv_peer import peer_segs_paste, peer_segs_paste_threaded
 from benchmarks.workloads import WORKLOADS, make_workload
 
@@ -58,7 +58,7 @@ def _steps(image, segs, feather: int) -> dict:
   times = {}
   start = time.perf_counter()
   shape = validate.check_image(image)
-  read = validate.read_segs(segs, shape, opts)
+  read = read_segs.read_segs(segs, shape, opts)
   times["checks"] = time.perf_counter() - start
   start = time.perf_counter()
   packed = packing.pack(read, shape, paged=True)

@@ -15,6 +15,7 @@ import sys
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
+from docutils.statemachine import StringList
 
 # A checkout's own package first, so the docs describe this source tree.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__),
@@ -81,6 +82,31 @@ class CliHelp(Directive):
     return [nodes.literal_block(text, text)]
 
 
+class ComfyInputs(Directive):
+  """`.. comfy-inputs::`: the ComfyUI nodes' inputs, from their one table
+  (`segspaste_jax.comfy._INPUTS`): name, kind, range, default, tooltip."""
+
+  def run(self):
+    from segspaste_jax import comfy  # pylint: disable=import-outside-toplevel
+    lines = []
+    for spec in comfy._INPUTS:  # pylint: disable=protected-access
+      options = spec.options or {}
+      kind = spec.kind
+      if "choices" in options:
+        kind += " " + " | ".join(f"``{c}``" for c in options["choices"])
+      elif "min" in options:
+        kind += f" {options['min']}..{options['max']}"
+      facts = [kind] + (["optional"] if spec.optional else [])
+      if "default" in options:
+        facts.append(f"default ``{options['default']}``")
+      lines.append(f"- ``{spec.name}`` ({', '.join(facts)}): "
+                   f"{spec.tooltip}")
+    node = nodes.container()
+    self.state.nested_parse(StringList(lines, "comfy-inputs"),
+                            self.content_offset, node)
+    return node.children
+
+
 def _check_all_documented(app, env):
   """Warns (an error under -W) for a public name the reference leaves out."""
   objects = env.get_domain("py").objects
@@ -107,6 +133,7 @@ def _public_name(app, env, node, contnode):
 
 def setup(app):
   app.add_directive("cli-help", CliHelp)
+  app.add_directive("comfy-inputs", ComfyInputs)
   app.connect("env-check-consistency", _check_all_documented)
   app.connect("missing-reference", _public_name)
   return {"parallel_read_safe": True}

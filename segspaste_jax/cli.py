@@ -339,43 +339,6 @@ def _cmd_demo(args) -> None:
 LOADER_NAME = "comfyui_segspaste_jax"
 LOADER_MARKER = ".segspaste-jax-loader"
 
-_LOADER_INIT = """\
-# Written by `segspaste-jax comfyui install` (segspaste_jax {version}).
-# Loads the SEGSPaste (JAX) nodes from the segspaste_jax package in the
-# Python that runs ComfyUI. Rerun the command to update this folder; delete
-# the folder to remove the nodes.
-import os
-
-# before JAX starts a backend: leave the GPU's memory to ComfyUI
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-import importlib.util  # noqa: E402
-import sys  # noqa: E402
-
-# the source checkout the installing segspaste_jax came from (None: an
-# installed package), used where ComfyUI's Python lacks the package
-SOURCE = {source!r}
-
-try:
-  from segspaste_jax import comfy as _nodes
-except ModuleNotFoundError as e:
-  if e.name != "segspaste_jax" or SOURCE is None:
-    raise ImportError(
-        "SEGSPaste (JAX): segspaste_jax is not installed in the Python that "
-        f"runs ComfyUI ({{sys.executable}}); install it there with pip") from e
-  _init = os.path.join(SOURCE, "segspaste_jax", "__init__.py")
-  _spec = importlib.util.spec_from_file_location(
-      "segspaste_jax", _init, submodule_search_locations=[
-          os.path.dirname(_init)])
-  _package = importlib.util.module_from_spec(_spec)
-  sys.modules["segspaste_jax"] = _package
-  _spec.loader.exec_module(_package)
-  from segspaste_jax import comfy as _nodes
-
-globals().update(_nodes.pack_exports())
-"""
-
-
 def _comfyui_folder(path: str) -> Path:
   """The ComfyUI folder `path`, checked: it holds `main.py` and
   `custom_nodes/`."""
@@ -404,6 +367,19 @@ def _source_checkout() -> str | None:
   return None
 
 
+def _pack_folder() -> Path | None:
+  """The node pack folder this segspaste_jax ships: inside the installed
+  package (the wheel holds it), or the checkout's `comfyui_segspaste_jax/`."""
+  inside = Path(segspaste_jax.__file__).resolve().parent / "_comfyui_pack"
+  if (inside / "__init__.py").is_file():
+    return inside
+  source = _source_checkout()
+  if source is not None and (Path(source) / LOADER_NAME /
+                             "__init__.py").is_file():
+    return Path(source) / LOADER_NAME
+  return None
+
+
 def _cmd_comfyui_install(args) -> None:
   root = _comfyui_folder(args.comfyui_dir)
   target = root / "custom_nodes" / LOADER_NAME
@@ -415,25 +391,30 @@ def _cmd_comfyui_install(args) -> None:
     raise ValueError(f"comfyui install: {target} exists and was not written "
                      f"by segspaste-jax (no {LOADER_MARKER} in it); remove "
                      "it or move it away first")
+  pack = _pack_folder()
+  if pack is None:
+    raise ValueError("comfyui install: this segspaste_jax has no node pack "
+                     "folder (neither in the package nor in a checkout); "
+                     "reinstall it")
   updating = target.exists()
   source = _source_checkout()
   target.mkdir(parents=True, exist_ok=True)
-  marker.write_text(f"segspaste_jax {__version__}\n", encoding="utf-8")
-  (target / "__init__.py").write_text(
-      _LOADER_INIT.format(version=__version__, source=source),
-      encoding="utf-8")
-  examples = (Path(source) / LOADER_NAME / "example_workflows"
-              if source else None)
-  workflows = (sorted(examples.glob("*.json"))
-               if examples is not None and examples.is_dir() else [])
+  # the marker: which version wrote the folder, and the checkout the loader
+  # imports the library from where ComfyUI's Python lacks it
+  marker.write_text(f"segspaste_jax {__version__}\n"
+                    + (f"source {source}\n" if source else ""),
+                    encoding="utf-8")
+  # the pack's own loader, as it is: one loader on every route
+  (target / "__init__.py").write_bytes((pack / "__init__.py").read_bytes())
+  workflows = sorted((pack / "example_workflows").glob("*.json"))
   for workflow in workflows:
     (target / "example_workflows").mkdir(exist_ok=True)
     (target / "example_workflows" / workflow.name).write_bytes(
         workflow.read_bytes())
   copied = len(workflows)
   extra = f" and {_count(copied, 'example workflow')}" if copied else ""
-  print(f"{'updated' if updating else 'wrote'} {target} (a loader{extra}); "
-        "restart ComfyUI to load SEGSPaste (JAX)")
+  print(f"{'updated' if updating else 'wrote'} {target} (the node pack's "
+        f"loader{extra}); restart ComfyUI to load SEGSPaste (JAX)")
   print(f"ComfyUI's Python needs segspaste_jax and JAX (this command ran on "
         f"{sys.executable})")
 
@@ -530,8 +511,8 @@ def _parser() -> argparse.ArgumentParser:
   install = comfyui_commands.add_parser(
       "install", help="write a loader folder into ComfyUI's custom_nodes/",
       description=f"Writes custom_nodes/{LOADER_NAME}/ into a ComfyUI "
-                  "folder: a loader for the nodes of the segspaste_jax "
-                  "package (and the example workflows, from a checkout). "
+                  "folder: the node pack's loader for the nodes of the "
+                  "segspaste_jax package, and its example workflows. "
                   "Run it again to update the loader; it never replaces a "
                   "folder it did not write. The Python that runs ComfyUI "
                   "needs segspaste_jax installed.")

@@ -4,28 +4,28 @@ Same inputs, same output type, same picture. Two node ids, kept stable so
 that saved workflows load unchanged:
 
 - `SEGSPasteJAX`: an IMAGE batch and one SEGS, as `SEGSPaste`.
-- `SEGSPasteJAXPerImage`: a list of images and a list of SEGS, one per
-  image (ComfyUI's list inputs), as `SEGSPaste` mapped over the list.
+- `SEGSPasteJAXPerImage`: a list of images of one size and a list of SEGS,
+  one per image (ComfyUI's list inputs), as `SEGSPaste` mapped over the
+  list, joined into one IMAGE batch.
 
-A long batch is pasted a chunk of frames at a time into one float32 output
-tensor allocated once (`stream_segs_paste`: the SEGS are checked and packed
-once, every chunk runs the same compiled program), so memory stays near the
-inputs plus the output; between chunks the nodes advance ComfyUI's progress
-bar and honour its cancel button. The result equals the one-shot
-`segs_paste` bit for bit. An IMAGE on a GPU is pasted there in one call.
+This module holds the nodes and their schema; both nodes paste through
+`segspaste_jax._src.node_paste` (`paste_batch`: a chunk of frames at a
+time through `stream_segs_paste`, with ComfyUI's progress bar and cancel;
+the result equals the one-shot `segs_paste` bit for bit).
 
-Inside ComfyUI, with its V3 node API (`comfy_api`, pinned to version
-`0.0.2`) importable, the nodes are declared with the V3 schema
-(`comfy_entrypoint`); otherwise with the V1 mappings
-(`NODE_CLASS_MAPPINGS`). Both forms come from one table of inputs, with a
-tooltip on every input and a description on each node.
+Inside ComfyUI, with its V3 node API (`comfy_api.v0_0_2`, which ComfyUI
+marks unstable and which re-exports its latest V3 schema) importable, the
+nodes are declared with the V3 schema (`comfy_entrypoint`); otherwise with
+the V1 mappings (`NODE_CLASS_MAPPINGS`). Both forms, the nodes' defaults
+and their docs come from one table of inputs (`_INPUTS`), with a tooltip
+on every input and a description on each node.
 
 Importing this module sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` unless the
-user set it, so that JAX with CUDA in ComfyUI's Python does not take 75% of
-the GPU's memory when its first backend starts. The node pack
-(`comfyui_segspaste_jax/` in the repository, or the loader written by
-`segspaste-jax comfyui install`) loads this module; see docs/comfyui.rst.
-torch is imported only when a node runs.
+user set it (the one place that does), so that JAX with CUDA in ComfyUI's
+Python does not take 75% of the GPU's memory when its first backend starts.
+The node pack's loader (`comfyui_segspaste_jax/__init__.py`, on every
+install route) loads this module; see docs/comfyui.rst. torch is imported
+only when a node runs.
 """
 
 from __future__ import annotations
@@ -37,23 +37,23 @@ import os
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # pylint: disable=wrong-import-position
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import numpy as np
+from segspaste_jax._src import node_paste, validate
 
-from segspaste_jax import pack_segs, segs_paste, stream_segs_paste
-from segspaste_jax._src import arrays, compile_cache, validate
+# What the nodes run, a chunk at a time (`segspaste_jax._src.node_paste`);
+# the per-image node's list goes the same way as `segs_paste`'s list form.
+Hooks = node_paste.Hooks
+chunk_frames = node_paste.chunk_frames
+comfyui_hooks = node_paste.comfyui_hooks
+paste_batch = node_paste.paste_batch
+paste_per_image = node_paste.paste_batch
 
-# The V3 node API version these nodes are declared with (comfy_api.v0_0_2,
-# the first numbered version; ComfyUI keeps numbered versions stable).
+# The V3 node API module these nodes import. In ComfyUI, `comfy_api.v0_0_2`
+# re-exports `comfy_api.latest`'s `io` and `ComfyExtension` and is marked
+# unstable (`STABLE = False`): the nodes track ComfyUI's latest V3 schema,
+# not a frozen one (docs/comfyui.rst, "Which node API").
 COMFY_API_VERSION = "v0_0_2"
-# Frames pasted per chunk: as many as fit in this many bytes of float32
-# output (at least one). Small enough that a few chunks in flight stay well
-# under the frames themselves; large enough that the per-chunk cost (a
-# dispatch, cutting the SEGS' per-frame crops) does not show.
-CHUNK_BYTES = 32 << 20
-
 _CATEGORY = "ImpactPack/Detailer"
 
 
@@ -148,280 +148,30 @@ def _v1_input_types() -> dict:
   return types
 
 
-# ----------------------------------------------------------------------------
-# ComfyUI's progress bar and cancel, when it is loaded.
-
-class Hooks(NamedTuple):
-  """What a node calls between chunks.
-
-  Attributes:
-    progress: `progress(total)` returns a bar with `update(count)` (as
-      ComfyUI's `comfy.utils.ProgressBar`), or None for no bar.
-    check_interrupt: called before the first chunk and after each one;
-      raises to cancel (as ComfyUI's `comfy.model_management.
-      throw_exception_if_processing_interrupted`), or None.
-  """
-
-  progress: Callable[[int], Any] | None = None
-  check_interrupt: Callable[[], None] | None = None
-
-
-def comfyui_hooks() -> Hooks:
-  """ComfyUI's own progress bar and interrupt check where ComfyUI is loaded
-  (`comfy.utils`, `comfy.model_management`); empty `Hooks` elsewhere."""
-  try:
-    # pylint: disable=import-outside-toplevel
-    from comfy import model_management, utils
-    return Hooks(utils.ProgressBar,
-                 model_management.throw_exception_if_processing_interrupted)
-  except (ImportError, AttributeError):
-    return Hooks()
-
-
-_cache_checked = False
-
-
-def _enable_compile_cache() -> None:
-  """Once per process: JAX's persistent compilation cache (docs/core.rst,
-  "Compile cache")."""
-  global _cache_checked
-  if not _cache_checked:
-    _cache_checked = True
-    compile_cache.enable()
-
-
-# ----------------------------------------------------------------------------
-# The paste, a chunk at a time into one output.
-
-def chunk_frames(frame_shape) -> int:
-  """Frames per chunk for frames of `[H, W, C]`: `CHUNK_BYTES` of float32,
-  at least 1."""
-  h, w, c = (int(d) for d in frame_shape)
-  return max(1, CHUNK_BYTES // max(1, 4 * h * w * c))
-
-
-def _as_torch(image):
-  import torch  # pylint: disable=import-outside-toplevel
-  if arrays.is_torch(image):
-    return image
-  return torch.from_numpy(np.asarray(image))
-
-
-def _on_host(image) -> bool:
-  return image.device.type == "cpu"
-
-
-def _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks):
-  """`segs_paste` in one call (an IMAGE on a GPU is pasted there)."""
-  if hooks.check_interrupt is not None:
-    hooks.check_interrupt()
-  bar = hooks.progress(image.shape[0]) if hooks.progress else None
-  out = segs_paste(image, segs, feather=feather, alpha=alpha,
-                   ref_image_opt=ref_image_opt, **opts)
-  tensor = arrays.to_torch(out, like=image)
-  tensor = tensor if str(tensor.dtype) == "torch.float32" else tensor.float()
-  if bar is not None:
-    bar.update(image.shape[0])
-  return tensor
-
-
-def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
-                *, node_axis_mixup: bool = False, feather_mode: str = "node",
-                rgba_mode: str = "composite", chunk: int | None = None,
-                hooks: Hooks | None = None, grow=0):
-  """What `SEGSPasteJAX` does: one SEGS into an IMAGE batch, in chunks.
-
-  A host (CPU) batch is pasted `chunk` frames at a time by
-  `stream_segs_paste` into one float32 tensor allocated once; the result
-  equals `segs_paste(image, segs, ...)` (as float32) bit for bit. A batch on
-  a GPU is pasted there by one `segs_paste` call (one progress step).
-
-  Args:
-    image: IMAGE, torch `[N, H, W, C]` float in [0, 1] (numpy is taken
-      too). Not modified.
-    segs: SEGS `((H0, W0), [SEG, ...])` (a list of N SEGS, one per image,
-      goes to `paste_per_image`).
-    feather: int in 0..100.
-    alpha: int in 0..255.
-    ref_image_opt: optional IMAGE `[N', H, W, C']`.
-    node_axis_mixup: see `segs_paste`.
-    feather_mode: "node" or "soft_edges" (see `paste`).
-    rgba_mode: "composite" or "legacy" (see `paste`).
-    chunk: frames per chunk; default `chunk_frames(image.shape[1:])`.
-    hooks: progress bar and cancel check (`comfyui_hooks()` in ComfyUI);
-      default none.
-    grow: number in -100..100, for feather_mode "relative" (see `paste`).
-
-  Returns:
-    float32 torch `[N, H, W, C]` on `image`'s device.
-
-  Raises:
-    TypeError, ValueError: as `segs_paste`, naming the argument.
-    Whatever `hooks.check_interrupt` raises, between chunks.
-  """
-  if validate.is_per_image(segs):
-    # a list of SEGS, one per image (as `segs_paste` takes it)
-    return paste_per_image(image, segs, feather, alpha, ref_image_opt,
-                           node_axis_mixup=node_axis_mixup,
-                           feather_mode=feather_mode, rgba_mode=rgba_mode,
-                           chunk=chunk, hooks=hooks, grow=grow)
-  image = _as_torch(image)
-  opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode, "grow": grow}
-  hooks = Hooks() if hooks is None else hooks
-  if not _on_host(image) or len(image.shape) != 4 or not len(image):
-    return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
-  import torch  # pylint: disable=import-outside-toplevel
-  n = image.shape[0]
-  chunk = chunk_frames(image.shape[1:]) if chunk is None else chunk
-  blocks = stream_segs_paste(image, segs, feather, alpha, ref_image_opt,
-                             chunk=chunk, progress=False, **opts)
-  if hooks.check_interrupt is not None:
-    hooks.check_interrupt()
-  out = torch.empty(tuple(image.shape), dtype=torch.float32)
-  view, start = out.numpy(), 0
-  bar = hooks.progress(n) if hooks.progress else None
-  try:
-    for block in blocks:
-      view[start:start + len(block)] = block
-      start += len(block)
-      if bar is not None:
-        bar.update(len(block))
-      if hooks.check_interrupt is not None:
-        hooks.check_interrupt()
-  finally:
-    blocks.close()
-  return out
-
-
-def paste_per_image(image, segs, feather: int = 5, alpha=255,
-                    ref_image_opt=None, *, node_axis_mixup: bool = False,
-                    feather_mode: str = "node", rgba_mode: str = "composite",
-                    chunk: int | None = None, hooks: Hooks | None = None,
-                    grow=0):
-  """What `SEGSPasteJAXPerImage` does: `segs[n]` into image `n`, in chunks.
-
-  A host batch of more than `chunk` images is pasted `chunk` images at a
-  time by `segs_paste` (the list form) into one float32 tensor allocated
-  once. Every chunk is packed to the bucket and slot count of the whole
-  list (found by packing each chunk's SEGS once first, with `pack_segs`),
-  and the last chunk is padded with empty SEGS, so one compiled program
-  serves all chunks and the result equals the one-shot `segs_paste(image,
-  segs, ...)` bit for bit. A batch on a GPU is pasted there in one call.
-
-  Args:
-    image: torch `[N, H, W, C]`, the joined images.
-    segs: a list of N SEGS, one per image.
-    feather: int in 0..100.
-    alpha: int in 0..255.
-    ref_image_opt: optional IMAGE of 1 or at least N frames.
-    node_axis_mixup: see `segs_paste`.
-    feather_mode: "node" or "soft_edges" (see `paste`).
-    rgba_mode: "composite" or "legacy" (see `paste`).
-    chunk: images per chunk; default `chunk_frames(image.shape[1:])`.
-    hooks: progress bar and cancel check; default none.
-    grow: number in -100..100, for feather_mode "relative" (see `paste`).
-
-  Returns:
-    float32 torch `[N, H, W, C]` on `image`'s device.
-
-  Raises:
-    TypeError, ValueError: as `segs_paste`.
-  """
-  image = _as_torch(image)
-  opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode, "grow": grow}
-  hooks = Hooks() if hooks is None else hooks
-  segs = list(segs)
-  n = image.shape[0] if len(image.shape) == 4 else 0
-  chunk = chunk_frames(image.shape[1:]) if chunk is None and n else chunk
-  if not n or not _on_host(image) or n <= chunk or len(segs) != n:
-    return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
-  import torch  # pylint: disable=import-outside-toplevel
-  _, h, w, c = image.shape
-  with_crops = ref_image_opt is None
-  if hooks.check_interrupt is not None:
-    hooks.check_interrupt()
-  starts = range(0, n, chunk)
-  # the shapes of the whole list's pack: slots, bucket side
-  slots = side = 0
-  for start in starts:
-    part = segs[start:start + chunk]
-    s, b = pack_segs(part, (len(part), h, w, c), with_crops=with_crops,
-                     node_axis_mixup=opts["node_axis_mixup"]).bucket
-    slots, side = max(slots, s), max(side, b)
-  out = torch.empty(tuple(image.shape), dtype=torch.float32)
-  view = out.numpy()
-  bar = hooks.progress(n) if hooks.progress else None
-  one_ref = ref_image_opt is not None and ref_image_opt.shape[0] == 1
-  for start in starts:
-    count = min(chunk, n - start)
-    frames, part = image[start:start + count], segs[start:start + count]
-    ref = ref_image_opt
-    if ref is not None and not one_ref:
-      ref = ref[start:start + count]
-    if count < chunk:  # padded: the same program as every other chunk
-      frames = _padded(frames, chunk)
-      part = part + [((h, w), [])] * (chunk - count)
-      ref = ref if ref is None or one_ref else _padded(ref, chunk)
-    result = segs_paste(frames, part, feather=feather, alpha=alpha,
-                        ref_image_opt=ref, bucket_size=side,
-                        max_segments=slots, **opts)
-    view[start:start + count] = np.asarray(result)[:count]
-    if bar is not None:
-      bar.update(count)
-    if hooks.check_interrupt is not None:
-      hooks.check_interrupt()
-  return out
-
-
-def _padded(x, size: int):
-  """`x` `[k, ...]` with zero frames appended up to `size`."""
-  import torch  # pylint: disable=import-outside-toplevel
-  pad = torch.zeros((size - x.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype)
-  return torch.cat([x, pad])
-
-
-def _joined(batches):
-  """ComfyUI's list of IMAGE batches as one batch (joined in order)."""
-  if len(batches) == 1:
-    return batches[0]
-  import torch  # pylint: disable=import-outside-toplevel
-  return torch.cat(list(batches))
-
-
-def _run_batch(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode, grow=0):
-  _enable_compile_cache()
-  return paste_batch(image, segs, feather, alpha, ref_image_opt,
-                     node_axis_mixup=node_axis_mixup,
-                     feather_mode=feather_mode, rgba_mode=rgba_mode,
-                     hooks=comfyui_hooks(), grow=grow)
-
-
-def _run_lists(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode, grow=(0,)):
-  """The list form: every input a list (ComfyUI's `INPUT_IS_LIST`)."""
-  images = _joined(image)
-  refs = _joined(ref_image_opt) if ref_image_opt else None
-  args = (feather[0], alpha[0], refs, node_axis_mixup[0], feather_mode[0],
-          rgba_mode[0], grow[0])
-  if len(segs) == 1:  # one SEGS for every image: the batch node
-    return _run_batch(images, segs[0], *args)
-  _enable_compile_cache()
-  feather, alpha, refs, mixup, fmode, rmode, grow = args
-  return paste_per_image(images, segs, feather, alpha, refs,
-                         node_axis_mixup=mixup, feather_mode=fmode,
-                         rgba_mode=rmode, hooks=comfyui_hooks(), grow=grow)
+def _inputs(args: tuple, kwargs: dict, as_list: bool = False) -> dict:
+  """A node's inputs by name: those given (positional ones in `_INPUTS`
+  order) and the rest at their `_INPUTS` default (a list of one in
+  ComfyUI's list form; None where there is none)."""
+  names = [spec.name for spec in _INPUTS]
+  unknown = sorted(set(kwargs) - set(names))
+  if len(args) > len(names) or unknown:
+    raise TypeError(f"SEGSPaste (JAX): unexpected inputs {unknown or args}; "
+                    f"expected {names}")
+  given = {**dict(zip(names, args)), **kwargs}
+  inputs = {}
+  for spec in _INPUTS:
+    default = (spec.options or {}).get("default")
+    if as_list and spec.options:
+      default = [default]
+    inputs[spec.name] = given.get(spec.name, default)
+  return inputs
 
 
 # ----------------------------------------------------------------------------
 # V1 nodes (any ComfyUI).
 
-class SEGSPasteJAX:
-  """ComfyUI node (V1): pastes SEGS into an IMAGE batch, as `SEGSPaste`."""
-
-  DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAX"]
+class _V1Node:
+  """What both V1 nodes declare alike (ComfyUI reads class attributes)."""
 
   @classmethod
   def INPUT_TYPES(cls):  # pylint: disable=invalid-name
@@ -432,35 +182,30 @@ class SEGSPasteJAX:
   FUNCTION = "doit"
   CATEGORY = _CATEGORY
 
-  def doit(self, image, segs, feather, alpha=255, ref_image_opt=None,
-           node_axis_mixup=False, feather_mode="node",
-           rgba_mode="composite", grow=0):
+
+class SEGSPasteJAX(_V1Node):
+  """ComfyUI node (V1): pastes SEGS into an IMAGE batch, as `SEGSPaste`."""
+
+  DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAX"]
+
+  def doit(self, *args, **kwargs):
     """Runs `paste_batch` on ComfyUI's tensors, with ComfyUI's progress bar
     and cancel.
 
-    Args:
-      image: IMAGE, torch `[N, H, W, C]` float32 in [0, 1]. Not modified.
-      segs: SEGS `((H0, W0), [SEG, ...])`.
-      feather: int in 0..100.
-      alpha: int in 0..255.
-      ref_image_opt: optional IMAGE `[N, H, W, C]`.
-      node_axis_mixup: place crops as the Impact Pack does under a
-        non-uniform scale match (see `segs_paste`); default off.
-      feather_mode: "node" (default: the node's picture), "soft_edges" or
-        "relative" (see `paste`).
-      rgba_mode: "composite" (default: today's Impact Pack) or "legacy"
-        (see `paste`).
-      grow: int in -100..100, for feather_mode "relative" (see `paste`).
+    Takes the inputs of `INPUT_TYPES` by name (or in its order), each one
+    left out at its default there: `image` (IMAGE, torch `[N, H, W, C]`
+    float32 in [0, 1], not modified), `segs` (SEGS), `feather`, `alpha`,
+    `ref_image_opt`, `node_axis_mixup`, `feather_mode`, `rgba_mode` (see
+    `paste_batch`).
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
       device `image` was on.
     """
-    return (_run_batch(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode, grow),)
+    return (node_paste.run_batch(**_inputs(args, kwargs)),)
 
 
-class SEGSPasteJAXPerImage:
+class SEGSPasteJAXPerImage(_V1Node):
   """ComfyUI node (V1): a list of images and a list of SEGS, one per image.
 
   ComfyUI hands a node with `INPUT_IS_LIST` every input as a list: here the
@@ -473,32 +218,23 @@ class SEGSPasteJAXPerImage:
   DESCRIPTION = _DESCRIPTIONS["SEGSPasteJAXPerImage"]
   INPUT_IS_LIST = True
 
-  @classmethod
-  def INPUT_TYPES(cls):  # pylint: disable=invalid-name
-    return _v1_input_types()
-
-  RETURN_TYPES = ("IMAGE",)
-  OUTPUT_TOOLTIPS = (_OUTPUT_TOOLTIP,)
-  FUNCTION = "doit"
-  CATEGORY = _CATEGORY
-
-  def doit(self, image, segs, feather, alpha=(255,), ref_image_opt=None,
-           node_axis_mixup=(False,), feather_mode=("node",),
-           rgba_mode=("composite",), grow=(0,)):
+  def doit(self, *args, **kwargs):
     """Pastes `segs[n]` into image `n` of the joined batch.
 
-    Args:
-      image: list of IMAGE batches `[N_k, H, W, C]` (joined: N images).
-      segs: list of N SEGS, or of one SEGS for every image.
-      feather, alpha, node_axis_mixup, feather_mode, rgba_mode, grow: lists
-        of one value (ComfyUI's list form), as `SEGSPasteJAX`.
-      ref_image_opt: optional list of IMAGE batches (joined).
+    Takes the inputs of `INPUT_TYPES`, each a list (ComfyUI's list form;
+    one left out is at its default there): `image`, IMAGE batches
+    `[N_k, H, W, C]` of one size (joined: N images); `segs`, N SEGS, or one
+    SEGS for every image; `ref_image_opt`, optional IMAGE batches (joined);
+    the options, lists of one value.
 
     Returns:
       1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
+
+    Raises:
+      ValueError: the images (or references) of the list differ in size,
+        naming each item's size.
     """
-    return (_run_lists(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode, grow),)
+    return (node_paste.run_lists(**_inputs(args, kwargs, as_list=True)),)
 
 
 NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX,
@@ -559,12 +295,8 @@ def v3_nodes(io) -> tuple[type, type]:
       return schema("SEGSPasteJAX")
 
     @classmethod
-    def execute(cls, image, segs, feather, alpha=255, ref_image_opt=None,
-                node_axis_mixup=False, feather_mode="node",
-                rgba_mode="composite", grow=0):
-      return io.NodeOutput(_run_batch(image, segs, feather, alpha,
-                                      ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode, grow))
+    def execute(cls, **kwargs):
+      return io.NodeOutput(node_paste.run_batch(**_inputs((), kwargs)))
 
   class SEGSPasteJAXPerImageV3(io.ComfyNode):
     """ComfyUI node (V3): one SEGS per image, every input a list."""
@@ -574,12 +306,9 @@ def v3_nodes(io) -> tuple[type, type]:
       return schema("SEGSPasteJAXPerImage", is_input_list=True)
 
     @classmethod
-    def execute(cls, image, segs, feather, alpha=(255,), ref_image_opt=None,
-                node_axis_mixup=(False,), feather_mode=("node",),
-                rgba_mode=("composite",), grow=(0,)):
-      return io.NodeOutput(_run_lists(image, segs, feather, alpha,
-                                      ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode, grow))
+    def execute(cls, **kwargs):
+      return io.NodeOutput(node_paste.run_lists(
+          **_inputs((), kwargs, as_list=True)))
 
   return SEGSPasteJAXV3, SEGSPasteJAXPerImageV3
 

@@ -9,6 +9,7 @@ import pytest
 
 import helpers
 from segspaste_jax import SEG, comfy, segs_paste
+from segspaste_jax._src import node_paste
 from segspaste_jax.sample import load_sample_image, sample_segs
 
 torch = pytest.importorskip("torch")
@@ -296,9 +297,9 @@ def test_cancel_before_the_first_chunk():
 
 def test_chunk_size_from_bytes(monkeypatch):
   assert comfy.chunk_frames((512, 512, 3)) == max(
-      1, comfy.CHUNK_BYTES // (512 * 512 * 3 * 4))
+      1, node_paste.CHUNK_BYTES // (512 * 512 * 3 * 4))
   assert comfy.chunk_frames((8192, 8192, 4)) == 1
-  monkeypatch.setattr(comfy, "CHUNK_BYTES", 3 * 40 * 40 * 3 * 4)
+  monkeypatch.setattr(node_paste, "CHUNK_BYTES", 3 * 40 * 40 * 3 * 4)
   image, segs = _video()
   hooks, _ = _hooks()
   comfy.paste_batch(image, segs, 5, 255, hooks=hooks)
@@ -340,7 +341,7 @@ class _FakeComfy:
 
 def test_node_uses_comfyui_progress_and_cancel(monkeypatch):
   image, segs = _video(frames=10)
-  monkeypatch.setattr(comfy, "CHUNK_BYTES", 4 * 40 * 40 * 3 * 4)
+  monkeypatch.setattr(node_paste, "CHUNK_BYTES", 4 * 40 * 40 * 3 * 4)
   fake = _FakeComfy(monkeypatch)
   assert comfy.comfyui_hooks() == comfy.Hooks(
       _Bar, sys.modules["comfy.model_management"]
@@ -423,7 +424,7 @@ def test_per_image_cancel():
 @pytest.mark.slow
 def test_per_image_node_chunked(monkeypatch):
   image, segs = _per_image_case()
-  monkeypatch.setattr(comfy, "CHUNK_BYTES", 2 * 36 * 36 * 3 * 4)
+  monkeypatch.setattr(node_paste, "CHUNK_BYTES", 2 * 36 * 36 * 3 * 4)
   _FakeComfy(monkeypatch)
   (out,) = comfy.SEGSPasteJAXPerImage().doit(
       [image[:3], image[3:]], segs, [4], [255])

@@ -13,8 +13,7 @@ import pytest
 import reference
 import helpers
 from helpers import random_mask, seg
-from segspaste_jax import (pack_segs, paste, segs_paste, stream_segs_paste,
-                           unpack_segs)
+from segspaste_jax import pack_segs, paste, segs_paste, unpack_segs
 from segspaste_jax._src import paste as paste_lib
 
 H, W = 48, 56
@@ -144,5 +143,3 @@ def test_errors_name_the_image():
   with pytest.raises(ValueError, match=rf"segs\[2\]\[1\]\[{len(items) - 1}\]"
                      r"\.cropped_mask: expected values in \[0, 1\]"):
     segs_paste(images, bad)
-  with pytest.raises(TypeError, match="segs: stream_segs_paste takes one"):
-    next(stream_segs_paste(images, segs, progress=False))

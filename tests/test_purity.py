@@ -217,12 +217,12 @@ def test_paged_pack_is_the_plain_pack_shared_with_xla(monkeypatch):
   """`segs_paste`'s own pack (`paged=True`): the same values as
   `pack_segs`, its large arrays taken by XLA in place (no copy), its small
   ones plain numpy; `pack_segs` hands the caller plain numpy arrays."""
-  from segspaste_jax._src import packing, validate  # pylint: disable=g-import-not-at-top
+  from segspaste_jax._src import packing, read_segs, validate  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(packing, "PAGED_BYTES", 1 << 20)  # small test arrays
   rng = np.random.default_rng(9)
   segs = _segs(rng)
   shape = (N, H, W, C)
-  read = validate.read_segs(segs, shape, validate.options())
+  read = read_segs.read_segs(segs, shape, validate.options())
   plain, paged = (packing.pack(read, shape, paged=p) for p in (False, True))
   for field in ("crops", "masks", "regions", "valid"):
     mine, theirs = getattr(paged, field), getattr(plain, field)

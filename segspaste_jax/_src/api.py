@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import jax
 
-from segspaste_jax._src import arrays, packing, validate
+from segspaste_jax._src import arrays, packing, read_segs, validate
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
 from segspaste_jax._src.types import PackedSegs
@@ -127,5 +127,5 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
   shape = validate.check_image_shape(image_shape, "image_shape")
   opts = validate.options(node_axis_mixup=node_axis_mixup,
                           bucket_size=bucket_size, max_segments=max_segments)
-  read = validate.read_segs(segs, shape, opts, with_crops=with_crops)
+  read = read_segs.read_segs(segs, shape, opts, with_crops=with_crops)
   return packing.pack(read, shape, with_crops=with_crops)

@@ -24,13 +24,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-RGBA_MODES = ("composite", "legacy")
-
-
-def compatible_channels(image_channels: int, pasted: int) -> bool:
-  """Whether `pasted`-channel pixels may go into the image: the same
-  count, or RGB and RGBA either way (today's node's rules)."""
-  return image_channels == pasted or {image_channels, pasted} <= {3, 4}
+from segspaste_jax._src.types import RGBA_MODES as RGBA_MODES
+from segspaste_jax._src.types import compatible_channels as compatible_channels
 
 
 def rule(image_channels: int, pasted_channels: int, rgba_mode: str) -> str:

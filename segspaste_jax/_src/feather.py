@@ -24,11 +24,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from segspaste_jax._src.types import FEATHER_MODES as FEATHER_MODES
+
 SIGMA = 10.0  # fixed by the node, independent of the kernel size
 MAX_FEATHER = 100  # the node's range is 0..100
-# "node": the node's feathering; "soft_edges": the same times `edge_ramp`;
-# "relative": a ramp sized to the mask (`segspaste_jax._src.relative`).
-FEATHER_MODES = ("node", "soft_edges", "relative")
 
 
 def effective_radius(feather, short_side):

@@ -9,13 +9,10 @@ count differs from the image's.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
-import warnings
 
 import numpy as np
 
-from segspaste_jax._src import resample
+from segspaste_jax._src import resample, warn
 from segspaste_jax._src.types import Seg
 
 
@@ -69,26 +66,13 @@ def paste_mask(mask: np.ndarray, where: str, frames: int) -> np.ndarray:
   """The mask the node pastes with: `[h, w]`, `[1, h, w]` or `[N, h, w]`.
 
   Warns (as the node prints) when `M > 1` frames are combined; `where`
-  names the SEG, and the warning points at the line outside this package
-  that called into it.
+  names the SEG, and the warning points at the caller (`warn`).
   """
   if mask.ndim == 3 and 1 < len(mask) != frames:
-    warnings.warn(
+    warn.warn(
         f"{where}.cropped_mask has {len(mask)} frames for an image "
         f"batch of {frames}: the frames are combined (bitwise OR, binarised), "
-        "as the node does", stacklevel=_caller_stacklevel())
+        "as the node does")
     return combine_mask_batch(mask)
   return mask
 
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _caller_stacklevel() -> int:
-  """The `stacklevel` of the first frame outside this package, as seen from
-  the function that calls this one."""
-  frame, level = sys._getframe(1), 1  # pylint: disable=protected-access
-  while frame is not None and os.path.abspath(
-      frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
-    frame, level = frame.f_back, level + 1
-  return level

@@ -1,6 +1,6 @@
 """Packing: SEGS read on the host into the fixed-shape `PackedSegs`, and back.
 
-`pack` writes what `validate.read_segs` read and checked into zero-padded
+`pack` writes what `read_segs.read_segs` read and checked into zero-padded
 buckets with numpy: every crop and mask padded to one square side, the
 segment count to a number of slots, so that different layouts reuse one
 compiled program. It checks nothing: what it is handed is valid.
@@ -78,16 +78,18 @@ def _crop_channels(segs, default: int) -> int:
 
 def pack(read, image_shape, *, with_crops: bool = True,
          frames=None, paged: bool = False) -> PackedSegs:
-  """Writes SEGS read by `validate.read_segs` into a `PackedSegs`.
+  """Writes SEGS read by `read_segs.read_segs` into a `PackedSegs`.
 
   Args:
-    read: a `validate.ReadSegs`.
+    read: a `read_segs.ReadSegs`.
     image_shape: `(N, H, W, C)` of the image (of the chunk, with `frames`).
     with_crops: False leaves the crops empty (`[S, 1, 1, 1, C]`).
     frames: optional int array of at most N frame numbers in
       `[0, read.frames)`: pack for a chunk of a longer sequence, frame `k`
       of every per-frame crop and mask being the sequence's frame
-      `frames[k]` (and zeros past `len(frames)`). One SEGS only.
+      `frames[k]` (and zeros past `len(frames)`); for a list of SEGS, one
+      per image, image `k` of the chunk takes `read.segs[frames[k]]` (and
+      no segment past `len(frames)`).
     paged: put the crops and masks in mappings of their own
       (`paged_zeros`): for a pack that only the library reads (a caller
       could write such arrays while JAX still reads them).
@@ -98,7 +100,7 @@ def pack(read, image_shape, *, with_crops: bool = True,
   n, _, _, c = image_shape
   bucket, slots = read.bucket, read.slots
   if read.per_image:
-    return _pack_per_image(read, image_shape, with_crops, paged)
+    return _pack_per_image(read, image_shape, with_crops, frames, paged)
   (source,), (segs,) = read.sources, read.segs
   crop_frames = [len(s.crop) for s in segs if s.crop is not None]
   if frames is None:
@@ -114,8 +116,9 @@ def pack(read, image_shape, *, with_crops: bool = True,
 
 
 def _pack_per_image(read, image_shape, with_crops: bool,
-                    paged: bool) -> PackedSegs:
+                    frames=None, paged: bool = False) -> PackedSegs:
   n, h, w, c = image_shape
+  images = range(n) if frames is None else [int(f) for f in frames]
   bucket, slots = read.bucket, read.slots
   channels = max(_crop_channels(segs, 0) for segs in read.segs) or c
   # each image is a batch of one: frame 0 of every crop, one mask frame
@@ -123,8 +126,11 @@ def _pack_per_image(read, image_shape, with_crops: bool,
                  else (1, 1, 1, c))
   fields = _empty_fields((n,), slots, bucket, crops_shape, 1, paged)
   metas = tuple(
-      _fill(segs, source, {f: a[k] for f, a in fields.items()}, 1)
-      for k, (source, segs) in enumerate(zip(read.sources, read.segs)))
+      _fill(read.segs[i], read.sources[i], {f: a[k] for f, a in
+                                            fields.items()}, 1)
+      for k, i in enumerate(images))
+  # a chunk's padding images (past `len(frames)`) hold no segment
+  metas += (SegsMeta(source_size=(h, w)),) * (n - len(metas))
   return PackedSegs(**fields, meta=SegsMeta(source_size=(h, w),
                                             per_image=metas))
 

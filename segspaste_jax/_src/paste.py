@@ -15,53 +15,18 @@ branching `cpu` form (an image known to live on a CPU).
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from segspaste_jax._src import accelerator, cpu, platform
+from segspaste_jax._src import accelerator, cpu, platform, trace_checks
 from segspaste_jax._src import blend as blend_lib
-from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
-from segspaste_jax._src import relative as relative_lib
+from segspaste_jax._src.validate import check_grow, check_modes
 from segspaste_jax._src.types import PackedSegs
 
 # The static `form` of the compiled paste: this, or a `cpu.Form`.
 ACCELERATOR = "accelerator"
-
-
-def check_modes(feather_mode: str, rgba_mode: str) -> bool:
-  """`feather_mode` and `rgba_mode` (see `paste`); whether edges are soft."""
-  modes = feather_lib.FEATHER_MODES
-  if not isinstance(feather_mode, str) or feather_mode not in modes:
-    raise ValueError(f"feather_mode: expected one of {modes}, got "
-                     f"{feather_mode!r}")
-  if not isinstance(rgba_mode, str) or rgba_mode not in blend_lib.RGBA_MODES:
-    raise ValueError(f"rgba_mode: expected one of {blend_lib.RGBA_MODES}, "
-                     f"got {rgba_mode!r}")
-  return feather_mode == "soft_edges"
-
-
-def check_grow(grow, feather_mode: str):
-  """`grow` for `feather_mode`: a number in -100..100, and 0 unless the
-  mode is "relative" (the node's ramp sits where it sits). A traced `grow`
-  is not read (and is ignored outside "relative")."""
-  if isinstance(grow, jax.core.Tracer):
-    return grow
-  if isinstance(grow, bool) or not isinstance(
-      grow, (int, float, np.integer, np.floating)) and not (
-          hasattr(grow, "shape") and grow.shape == ()
-          and np.issubdtype(np.asarray(grow).dtype, np.number)):
-    raise TypeError(f"grow: expected a number in -100..100, got {grow!r}")
-  value = float(grow)
-  if not (math.isfinite(value) and abs(value) <= relative_lib.MAX_GROW):
-    raise ValueError(f"grow: expected a number in -100..100, got {value}")
-  if value != 0 and feather_mode != "relative":
-    raise ValueError(f"grow: only feather_mode='relative' moves the ramp; "
-                     f"got grow={value} with feather_mode={feather_mode!r}")
-  return grow
 
 
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
@@ -123,11 +88,13 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   segment's masks are feathered at their own size, resized to the pasted
   pixels' size, scaled by `alpha / 255` and blended into all frames at once,
   clipped at all four image edges, later segments on top. Works under
-  `jax.jit`, `jax.vmap` and `jax.grad`; inputs are assumed valid
-  (`segs_paste` and `pack_segs` check them).
+  `jax.jit`, `jax.vmap` and `jax.grad`. Shapes and dtypes are checked when
+  the call is traced (`trace_checks.paste_args`: free at run time); values
+  are assumed valid (`segs_paste` and `pack_segs` check them).
 
   Args:
-    image: `[N, H, W, C]` float array, values in [0, 1].
+    image: `[N, H, W, C]` float array, values in [0, 1]. uint8 is refused
+      (`TypeError` with the conversion to use; `segs_paste` takes uint8).
     packed: `PackedSegs` from `pack_segs` for this image's shape (or
       `make_packed_segs`); from a list of SEGS, one per image, every image
       takes its own (`PackedSegs.per_image`: a leading image axis).
@@ -136,9 +103,9 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
       0..100: the ramp's 10 %-90 % width in per cent of the square root of
       the mask's area.
     alpha: scalar in [0, 255] (traced: differentiable), opacity.
-    ref_image: optional `[N, H, W, C']` (or `[1, H, W, C']`); when given,
-      the pasted pixels are cut from it at each crop region instead of taken
-      from the crops, as the node's `ref_image_opt`.
+    ref_image: optional float `[N, H, W, C']` (or `[1, H, W, C']`); when
+      given, the pasted pixels are cut from it at each crop region instead
+      of taken from the crops, as the node's `ref_image_opt`.
     feather_mode: "node" (the node's feathering) or "soft_edges" (the same,
       times `feather.edge_ramp`: zero on the border of the pasted
       rectangle, unchanged from `2 * feather` pixels inward). Traced: both
@@ -159,9 +126,14 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
 
   Returns:
     `[N, H, W, C]` array of `image`'s dtype.
+
+  Raises:
+    TypeError, ValueError: naming the argument, where the shapes or dtypes
+      do not fit together (see `trace_checks.paste_args`).
   """
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
+  trace_checks.paste_args(image, packed, ref_image)
   relative = feather_mode == "relative"
   if relative:  # one argument type for ints and floats: one program
     feather = jnp.asarray(feather, jnp.float32)

@@ -23,13 +23,13 @@ Arrays keep their dtype (torch tensors are stored as numpy); a SEG's
 from __future__ import annotations
 
 import os
-import warnings
 import zipfile
 import zlib
 
 import numpy as np
 
-from segspaste_jax._src import validate
+from segspaste_jax._src import arrays as arrays_lib
+from segspaste_jax._src import validate, warn
 from segspaste_jax._src.types import SEG
 
 FORMAT = "segspaste_jax.segs"
@@ -58,12 +58,12 @@ def save_segs(path, segs) -> None:
     key = f"seg{i}/"
     arrays[key + "has_cropped_image"] = np.array(seg.cropped_image is not None)
     if seg.cropped_image is not None:
-      arrays[key + "cropped_image"] = validate.seg_array(
+      arrays[key + "cropped_image"] = seg_array(
           seg.cropped_image, f"{where}.cropped_image", (4,))
-    arrays[key + "cropped_mask"] = validate.seg_array(
+    arrays[key + "cropped_mask"] = seg_array(
         seg.cropped_mask, f"{where}.cropped_mask", (2, 3))
     for field in ("crop_region", "bbox"):
-      values, is_int = validate.seg_box(getattr(seg, field),
+      values, is_int = seg_box(getattr(seg, field),
                                         f"{where}.{field}")
       arrays[key + field] = values
       arrays[key + field + "_is_int"] = is_int
@@ -76,8 +76,8 @@ def save_segs(path, segs) -> None:
       raise TypeError(f"{where}.label: expected a str, got {seg.label!r}")
     arrays[key + "label"] = np.array(seg.label)
     if getattr(seg, "control_net_wrapper", None) is not None:
-      warnings.warn(f"{where}.control_net_wrapper is not data and is not "
-                    "saved; it loads back as None", stacklevel=2)
+      warn.warn(f"{where}.control_net_wrapper is not data and is not "
+                "saved; it loads back as None")
 
   # Write next to the target and move it into place: no half-written file.
   path = os.fspath(path)
@@ -89,6 +89,35 @@ def save_segs(path, segs) -> None:
   finally:
     if os.path.exists(partial):
       os.remove(partial)
+
+
+def seg_array(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
+  """numpy, torch or JAX array as numpy, of a numeric dtype and given rank."""
+  value = arrays_lib.to_numpy(value, name)
+  if value.dtype.kind not in "biuf":
+    raise TypeError(f"{name}: expected a numeric array, got dtype "
+                    f"{value.dtype}")
+  if value.ndim not in ndims:
+    raise ValueError(f"{name}: expected rank {' or '.join(map(str, ndims))}, "
+                     f"got shape {value.shape}")
+  return value
+
+
+def seg_box(value, name: str) -> tuple[np.ndarray, np.ndarray]:
+  """4 numbers as `(values, is_int)`: int64 values unless one is a float."""
+  if hasattr(value, "shape"):
+    items = list(seg_array(value, name, (1,)))
+  else:
+    items = list(value) if isinstance(value, (tuple, list)) else []
+  ok = len(items) == 4 and all(
+      isinstance(v, (int, float, np.integer, np.floating))
+      and not isinstance(v, (bool, np.bool_)) for v in items)
+  if not ok:
+    raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), got "
+                    f"{value!r}")
+  is_int = np.array([isinstance(v, (int, np.integer)) for v in items])
+  dtype = np.int64 if is_int.all() else np.float64
+  return np.array(items, dtype), is_int
 
 
 class _Reader:

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from segspaste_jax._src import arrays, platform
-from segspaste_jax._src.paste import (check_grow, check_modes, paste_core,
-                                      static_args)
+from segspaste_jax._src import arrays, platform, trace_checks
+from segspaste_jax._src.paste import paste_core, static_args
+from segspaste_jax._src.validate import check_grow, check_modes
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
@@ -140,6 +140,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
   relative = feather_mode == "relative"
+  trace_checks.paste_args(image, packed, ref_image, allow_uint8=True)
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "

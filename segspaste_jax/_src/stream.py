@@ -20,11 +20,12 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 from jax.experimental import multihost_utils
 
-from segspaste_jax._src import arrays, packing, validate
+from segspaste_jax._src import arrays, packing, read_segs, validate
 from segspaste_jax._src.paste import paste
 from segspaste_jax._src.shard import sharded_paste
 
 MAX_CHUNK = 1 << 20
+MAX_FRAMES = 1 << 40
 
 
 def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
@@ -37,7 +38,7 @@ def _blocks(frames, name: str, step: int) -> Iterator[np.ndarray]:
     items = iter(frames)
   first, seen = None, 0
   for item in items:
-    block = validate.frame_block(item, f"{name}[{seen}]", first)
+    block = frame_block(item, f"{name}[{seen}]", first)
     first = block if first is None else first
     seen += len(block)
     yield block
@@ -66,6 +67,88 @@ def _rechunk(blocks: Iterable[np.ndarray], size: int
     yield buffer, count
 
 
+def count_frames(frames, num_frames, name: str) -> int:
+  """The total frame count: `num_frames`, else read off an array or a list
+  of arrays."""
+  total = _held_frames(frames, name)
+  if num_frames is not None:
+    num_frames = validate.check_int(num_frames, "num_frames", 1, MAX_FRAMES)
+    if total is not None and total != num_frames:
+      raise ValueError(f"num_frames: {num_frames}, but {name} holds "
+                       f"{total} frames")
+    return num_frames
+  if total is None:
+    raise ValueError(
+        f"num_frames: required when {name} is an iterator (the node's "
+        "per-frame crop and mask rules depend on the total frame count); "
+        f"pass num_frames=N, got a {type(frames).__name__}")
+  return total
+
+
+def _held_frames(frames, name: str) -> int | None:
+  """The frame count of an array or a list of arrays; None for others."""
+  if arrays.is_array(frames):
+    if len(frames.shape) != 4:
+      raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
+                       f"[H, W, C] frames, got shape {tuple(frames.shape)}")
+    return frames.shape[0]
+  if isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
+    return sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
+  return None
+
+
+def check_frame_indices(frame_indices, num_frames, frames,
+                        name: str) -> tuple[np.ndarray, int]:
+  """`(indices, N)`: `frame_indices` as an int64 vector of frame numbers in
+  `[0, N)`, N = `num_frames`, with one entry per frame of `frames` where
+  that count is known."""
+  if num_frames is None:
+    raise ValueError("num_frames: required with frame_indices (the total "
+                     "frame count N of the whole sequence, which the node's "
+                     "per-frame rules depend on)")
+  total = validate.check_int(num_frames, "num_frames", 1, MAX_FRAMES)
+  items = None
+  if not isinstance(frame_indices, (str, bytes)):
+    try:
+      items = list(frame_indices)
+    except TypeError:
+      pass
+  if items is None:
+    raise TypeError(f"frame_indices: expected a sequence of frame numbers, "
+                    f"got {type(frame_indices).__name__}")
+  if not items:
+    raise ValueError("frame_indices: expected at least one frame number, "
+                     "got none")
+  indices = np.asarray([
+      validate.check_int(i, f"frame_indices[{k}]", 0, total - 1)
+      for k, i in enumerate(items)], np.int64)
+  held = _held_frames(frames, name)
+  if held is not None and held != len(indices):
+    raise ValueError(f"frame_indices: {len(indices)} frame numbers, but "
+                     f"{name} holds {held} frames")
+  return indices, total
+
+
+def frame_block(item, name: str, like=None) -> np.ndarray:
+  """One item of a stream of frames as a checked `[k, H, W, C]` numpy
+  block: a frame `[H, W, C]` or a chunk `[k, H, W, C]`, of the frame shape
+  and dtype of `like` (an earlier block) when given."""
+  if not arrays.is_array(item):
+    raise TypeError(f"{name}: expected a numpy, torch or JAX array "
+                    f"frame [H, W, C] or chunk [k, H, W, C], got "
+                    f"{type(item).__name__}")
+  block = arrays.to_numpy(item, name)
+  if block.ndim == 3:
+    block = block[None]
+  validate.check_image(block, name)
+  if like is not None and (block.shape[1:], block.dtype) != (
+      like.shape[1:], like.dtype):
+    raise ValueError(f"{name}: expected frames [H, W, C] = "
+                     f"{list(like.shape[1:])} of {like.dtype} like the "
+                     f"first, got {list(block.shape[1:])} of {block.dtype}")
+  return block
+
+
 def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                       ref_image_opt=None, *, num_frames: int | None = None,
                       frame_indices=None, chunk: int = 16,
@@ -89,14 +172,23 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
     frames: `[N, H, W, C]` array (numpy, memmap, torch or JAX: sliced a
       chunk at a time), or an iterable of frames `[H, W, C]` and/or chunks
       `[k, H, W, C]`; float in [0, 1], or uint8 in [0, 255].
-    segs: torch-style SEGS `((H0, W0), [SEG, ...])` for the whole sequence.
+    segs: torch-style SEGS `((H0, W0), [SEG, ...])` for the whole sequence,
+      or a list of N SEGS, one per frame (frame `i` takes `segs[i]` as the
+      node run on that frame alone would, as `segs_paste` takes a list):
+      read and checked once for the whole list, messages naming `segs[i]`
+      by its index in the list, and each chunk packs only its frames' SEGS
+      (to the bucket and slot count of the whole list: one program).
     feather: int in 0..100 (a number for `feather_mode="relative"`).
     alpha: number in 0..255.
     ref_image_opt: optional reference frames, `[1, H, W, C]` (used for
       every frame) or in the same forms as `frames`, read alongside them.
+      An array is checked against the whole sequence by the call (one
+      frame, or at least as many as are streamed; of the frames' H, W and
+      channels where `frames` is an array too), before any chunk.
     num_frames: the total frame count N; required when `frames` is an
       iterator (its length is unknown, and the node's per-frame rules depend
-      on it); checked against the frames actually read.
+      on it; with a list of SEGS, one per frame, it defaults to the
+      list's length); checked against the frames actually read.
     frame_indices: optional global frame numbers in `0..N-1`, one per frame
       of `frames`, in stream order, to paste only some frames of a
       sequence of `num_frames` (required then) frames: the stream's k-th
@@ -136,22 +228,25 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                           node_axis_mixup=node_axis_mixup,
                           bucket_size=bucket_size, max_segments=max_segments,
                           grow=grow)
-  if validate.is_per_image(segs):
-    raise TypeError("segs: stream_segs_paste takes one SEGS for the whole "
-                    "sequence; a list of SEGS, one per image, is for "
-                    "segs_paste and pack_segs")
   chunk = validate.check_int(chunk, "chunk", 1, MAX_CHUNK)
+  if (num_frames is None and frame_indices is None
+      and _held_frames(frames, "frames") is None
+      and read_segs.is_per_image(segs)):
+    num_frames = len(segs)  # one SEGS per frame: the list counts them
   if frame_indices is None:
-    total = validate.count_frames(frames, num_frames, "frames")
+    total = count_frames(frames, num_frames, "frames")
     indices, streamed = None, total
   else:
-    indices, total = validate.check_frame_indices(frame_indices, num_frames,
+    indices, total = check_frame_indices(frame_indices, num_frames,
                                                   frames, "frames")
     streamed = len(indices)
   single_ref = False
   if ref_image_opt is not None and arrays.is_array(ref_image_opt):
-    shape = validate.check_ref_image(ref_image_opt,
-                                     (streamed, None, None, None),
+    # against the whole sequence now, not chunk by chunk: a short reference
+    # must not pass as "one frame for every frame" in its last chunk
+    hwc = (tuple(frames.shape[1:]) if arrays.is_array(frames)
+           and len(frames.shape) == 4 else (None, None, None))
+    shape = validate.check_ref_image(ref_image_opt, (streamed, *hwc),
                                      read_values=False)
     single_ref = shape[0] == 1
     if indices is not None and shape[0] not in (1, streamed):
@@ -190,7 +285,7 @@ def _stream(frames, segs, opts: validate.Options, ref_image_opt, single_ref,
   # (the node's per-frame rules depend on N); each chunk packs only its own
   # frames of the per-frame crops and masks, by global frame number.
   with_crops = refs is None
-  read = validate.read_segs(segs, (total, h, w, c), opts,
+  read = read_segs.read_segs(segs, (total, h, w, c), opts,
                             with_crops=with_crops)
   paste_kwargs = opts.paste_kwargs()
 

@@ -1,13 +1,13 @@
 """Checks while tracing: the arguments of the device-side functions.
 
-`crop_segs`, `make_packed_segs` and the model-resolution resampling run
-inside a caller's `jit`, where values are tracers: only shapes, dtypes and
-static Python values can be checked, and only those are. Every check here
-raises `TypeError` (the wrong kind of thing) or `ValueError` (a bad shape
-or static value) whose message starts with the argument's name, and
-returns the argument as a JAX array (or Python value) ready to use. Host
-input (torch-style SEGS, numpy images) is checked at the other door,
-`validate`.
+`paste`, `crop_segs`, `make_packed_segs` and the model-resolution
+resampling run inside a caller's `jit`, where values are tracers: only
+shapes, dtypes and static Python values can be checked, and only those
+are. Every check here raises `TypeError` (the wrong kind of thing) or
+`ValueError` (a bad shape or static value) whose message starts with the
+argument's name, and returns the argument as a JAX array (or Python value)
+ready to use, or None where it only checks. Host input (torch-style SEGS,
+numpy images) is checked at the other door, `validate`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import operator
 import jax.numpy as jnp
 import numpy as np
 
-from segspaste_jax._src import filters
-from segspaste_jax._src.types import CHANNELS, MAX_COORDINATE
+from segspaste_jax._src import arrays, blend, filters
+from segspaste_jax._src.types import CHANNELS, MAX_COORDINATE, PackedSegs
 
 
 def as_array(value, name: str, what: str):
@@ -283,3 +283,98 @@ def resample_input(value, name: str, sizes_shape: tuple, side: tuple):
     raise ValueError(f"{name}: expected {expected} to match the transform, "
                      f"got shape {a.shape}")
   return a, a.ndim == 4
+
+
+# ----------------------------------------------------------------------------
+# `paste` and `sharded_paste`: shapes and dtypes only (free at run time).
+
+# uint8 is refused rather than converted: `paste` returns the image's dtype
+# and blends in it, inside the caller's jit; the conversion (and rounding
+# back) is the caller's choice, or `segs_paste`'s, which takes uint8.
+_TO_FLOAT = ("convert it with `{name}.astype(jnp.float32) / 255`{back}, or "
+             "call segs_paste, which takes uint8 and gives uint8 back")
+
+
+def _shape_dtype(value, name: str, what: str):
+  """`(shape, dtype)` of an array or tracer, read without converting it."""
+  try:  # numpy, JAX (tracers too) and torch dtypes, bfloat16 included
+    return tuple(value.shape), jnp.dtype(arrays.dtype_of(value))
+  except (AttributeError, TypeError):
+    raise TypeError(f"{name}: expected {what}, got "
+                    f"{type(value).__name__}") from None
+
+
+def _frames_image(value, name: str, allow_uint8: bool):
+  """`[N, H, W, C]` of a floating (or, allowed, uint8) array, C in
+  `CHANNELS`, N, H, W >= 1; its shape."""
+  what = "a floating array [N, H, W, C]"
+  shape, dtype = _shape_dtype(value, name, what)
+  if len(shape) != 4:
+    raise ValueError(f"{name}: expected rank 4 [N, H, W, C], got shape "
+                     f"{shape}")
+  if dtype == np.uint8 and not allow_uint8:
+    back = (" and the result back with `jnp.round(out * 255).astype("
+            "jnp.uint8)`" if name == "image" else "")
+    raise TypeError(f"{name}: expected {what} with values in [0, 1], got "
+                    f"uint8; {_TO_FLOAT.format(name=name, back=back)}")
+  if not (jnp.issubdtype(dtype, jnp.floating) or (
+      allow_uint8 and dtype == np.uint8)):
+    raise TypeError(f"{name}: expected {what}, got dtype {dtype}")
+  if shape[3] not in CHANNELS or min(shape[:3]) < 1:
+    raise ValueError(f"{name}: expected a non-empty [N, H, W, C] with C in "
+                     f"{CHANNELS}, got shape {shape}")
+  return shape
+
+
+def paste_args(image, packed, ref_image, *, allow_uint8: bool = False
+               ) -> None:
+  """Checks the arrays of `paste` (and `sharded_paste`) against each other.
+
+  Only shapes and dtypes are read, so the checks cost nothing inside a
+  caller's `jit`: the image `[N, H, W, C]` floating (uint8 refused with the
+  conversion to use, unless `allow_uint8`); `packed` a `PackedSegs` whose
+  masks have 1 or N frames and crops 1 or at least N (one leading image
+  axis of N for a per-image pack), with one slot count; `ref_image` of the
+  image's H and W and 1 or N frames; pasted channels that blend into the
+  image's (`blend.compatible_channels`).
+
+  Raises:
+    TypeError, ValueError: naming the argument (`image`, `packed.masks`,
+      `packed.crops`, `ref_image`) and what was expected.
+  """
+  n, h, w, c = _frames_image(image, "image", allow_uint8)
+  if not isinstance(packed, PackedSegs):
+    raise TypeError(f"packed: expected a PackedSegs (pack_segs, "
+                    f"make_packed_segs), got {type(packed).__name__}")
+  masks, _ = _shape_dtype(packed.masks, "packed.masks", "an array")
+  crops, _ = _shape_dtype(packed.crops, "packed.crops", "an array")
+  lead = len(masks) - 4
+  if lead not in (0, 1) or len(crops) != 5 + lead:
+    raise ValueError(f"packed: expected masks [S, Fm, B, B] and crops [S, Fc,"
+                     f" B, B, C] (or both with a leading image axis), got "
+                     f"shapes {masks} and {crops}")
+  if lead and (masks[0] != n or crops[0] != n):
+    raise ValueError(f"packed: packed per image for {masks[0]} images, got "
+                     f"an image of {n} frames (shape {(n, h, w, c)})")
+  if crops[lead] != masks[lead]:
+    raise ValueError(f"packed.crops: expected {masks[lead]} slots like "
+                     f"packed.masks {masks}, got shape {crops}")
+  if masks[lead + 1] not in (1, n):
+    raise ValueError(f"packed.masks: has {masks[lead + 1]} frames (shape "
+                     f"{masks}) for an image of {n}; expected 1 or {n}: "
+                     "pack the SEGS for this image's frames")
+  if 1 < crops[lead + 1] < n:
+    raise ValueError(f"packed.crops: has {crops[lead + 1]} frames (shape "
+                     f"{crops}) for an image of {n}; expected 1 or at least "
+                     f"{n}: pack the SEGS for this image's frames")
+  pasted, source = crops[-1], "packed.crops"
+  if ref_image is not None:
+    ref = _frames_image(ref_image, "ref_image", allow_uint8)
+    if ref[1:3] != (h, w) or ref[0] not in (1, n):
+      raise ValueError(f"ref_image: expected [1 or {n}, {h}, {w}, C] like "
+                       f"the image {(n, h, w, c)}, got shape {ref}")
+    pasted, source = ref[3], "ref_image"
+  if not blend.compatible_channels(c, pasted):
+    raise ValueError(f"{source}: cannot paste {pasted}-channel pixels into "
+                     f"a {c}-channel image (same count, or RGB and RGBA "
+                     "either way)")

@@ -39,6 +39,20 @@ Attributes:
 
 # The channel counts of an IMAGE: grey, RGB, RGBA.
 CHANNELS = (1, 3, 4)
+# The names of the paste's modes (`feather.py` and `blend.py` say what they
+# do; here so that the checks can name them without importing the compute).
+# "node": the node's feathering; "soft_edges": the same times `edge_ramp`;
+# "relative": a ramp sized to the mask (`segspaste_jax._src.relative`).
+FEATHER_MODES = ("node", "soft_edges", "relative")
+# "composite": today's node; "legacy": the node before 2025.
+RGBA_MODES = ("composite", "legacy")
+
+
+def compatible_channels(image_channels: int, pasted: int) -> bool:
+  """Whether `pasted`-channel pixels may go into the image: the same
+  count, or RGB and RGBA either way (today's node's rules)."""
+  return image_channels == pasted or {image_channels, pasted} <= {3, 4}
+
 # Crop regions stay within +-this, far inside int32: the core offsets them
 # by image-sized amounts and takes differences of them.
 MAX_COORDINATE = 1 << 30
@@ -49,7 +63,7 @@ REQUIRED_FIELDS = SEG._fields[:-1]
 
 @dataclasses.dataclass
 class Seg:
-  """One SEG as read and checked on the host (`validate.read_seg`): numpy
+  """One SEG as read and checked on the host (`read_segs.read_seg`): numpy
   arrays, crops as float in [0, 1]."""
 
   crop: np.ndarray | None      # [F, h, w, C] float

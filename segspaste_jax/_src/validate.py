@@ -1,6 +1,6 @@
-"""Host input, checked and converted in one place.
+"""Host input checks: options, images, references and the SEGS' outer form.
 
-Every host entry point comes through here: `segs_paste` (with or without a
+Every host entry point checks through here: `segs_paste` (with or without a
 mesh) and `pack_segs` (`segspaste_jax._src.api`), streaming (`stream`),
 SEGS files (`segs_io`), the CLI and the ComfyUI nodes. Checks run before
 anything reaches JAX and never modify their input; each raises `TypeError`
@@ -8,11 +8,10 @@ anything reaches JAX and never modify their input; each raises `TypeError`
 value) whose message starts with the argument's name, and the SEG's index
 where there is one (`segs[1][3].cropped_mask: ...`).
 
-What comes out is ready for the layers below: `Options` (the options every
-entry point forwards, checked once), `ReadSegs` (SEGS read into numpy, put
-through the node's host-side rules and given a bucket, for `packing.pack`)
-and `Call` (a node-style call with its arrays converted for `paste`).
-`trace_checks` is the trace-time counterpart for arrays built inside `jit`.
+`Options` holds the options every entry point forwards, checked once.
+Reading the SEGS themselves (each field, and the node's scale match) is
+`read_segs`; the trace-time counterpart for arrays inside `jit` is
+`trace_checks`. This module imports no compute module.
 """
 
 from __future__ import annotations
@@ -26,26 +25,18 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from segspaste_jax._src import arrays, blend, feather, node_rules, packing
-from segspaste_jax._src import paste as paste_lib
-from segspaste_jax._src import types
+from segspaste_jax._src import arrays, types
 
 # Names from where they are defined, for the checks below and for the
 # surfaces (CLI, ComfyUI nodes).
 CHANNELS = types.CHANNELS
-FEATHER_MODES = feather.FEATHER_MODES
-RGBA_MODES = blend.RGBA_MODES
-check_grow = paste_lib.check_grow
-check_modes = paste_lib.check_modes
-compatible_channels = blend.compatible_channels
-Seg = types.Seg
+FEATHER_MODES = types.FEATHER_MODES
+RGBA_MODES = types.RGBA_MODES
+compatible_channels = types.compatible_channels
 
-# Masks may overshoot [0, 1] by float rounding (e.g. after an upstream
-# bilinear resize); anything further out is an error.
-MASK_TOLERANCE = 1e-3
 MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
 MAX_COORDINATE = types.MAX_COORDINATE
-MAX_FRAMES = 1 << 40
+MAX_GROW = 100.0  # |grow| <= 100 per cent of sqrt(area)
 
 
 # ----------------------------------------------------------------------------
@@ -61,6 +52,37 @@ def check_int(value, name: str, low: int, high: int) -> int:
     raise ValueError(f"{name}: expected an integer in {low}..{high}, "
                      f"got {value}")
   return value
+
+
+def check_modes(feather_mode: str, rgba_mode: str) -> bool:
+  """`feather_mode` and `rgba_mode` (see `paste`); whether edges are soft."""
+  if not isinstance(feather_mode, str) or feather_mode not in FEATHER_MODES:
+    raise ValueError(f"feather_mode: expected one of {FEATHER_MODES}, got "
+                     f"{feather_mode!r}")
+  if not isinstance(rgba_mode, str) or rgba_mode not in RGBA_MODES:
+    raise ValueError(f"rgba_mode: expected one of {RGBA_MODES}, "
+                     f"got {rgba_mode!r}")
+  return feather_mode == "soft_edges"
+
+
+def check_grow(grow, feather_mode: str):
+  """`grow` for `feather_mode`: a number in -100..100, and 0 unless the
+  mode is "relative" (the node's ramp sits where it sits). A traced `grow`
+  is not read (and is ignored outside "relative")."""
+  if isinstance(grow, jax.core.Tracer):
+    return grow
+  if isinstance(grow, bool) or not isinstance(
+      grow, (int, float, np.integer, np.floating)) and not (
+          hasattr(grow, "shape") and grow.shape == ()
+          and np.issubdtype(np.asarray(grow).dtype, np.number)):
+    raise TypeError(f"grow: expected a number in -100..100, got {grow!r}")
+  value = float(grow)
+  if not (math.isfinite(value) and abs(value) <= MAX_GROW):
+    raise ValueError(f"grow: expected a number in -100..100, got {value}")
+  if value != 0 and feather_mode != "relative":
+    raise ValueError(f"grow: only feather_mode='relative' moves the ramp; "
+                     f"got grow={value} with feather_mode={feather_mode!r}")
+  return grow
 
 
 def check_alpha(alpha) -> float:
@@ -164,9 +186,11 @@ def all_finite(x: np.ndarray) -> bool:
   """
   if x.size == 0:
     return True
-  # float16 sums overflow early: add in float32 at least
-  if math.isfinite(float(np.sum(x, dtype=np.promote_types(x.dtype,
-                                                        np.float32)))):
+  # float16 sums overflow early: add in float32 at least; an overflow is
+  # expected here and settled below, not worth a warning to the caller
+  with np.errstate(over="ignore", invalid="ignore"):
+    total = np.sum(x, dtype=np.promote_types(x.dtype, np.float32))
+  if math.isfinite(float(total)):
     return True
   return math.isfinite(float(x.max())) and math.isfinite(float(x.min()))
 
@@ -271,19 +295,6 @@ def check_ref_image(ref, image_shape, name: str = "ref_image_opt",
 # ----------------------------------------------------------------------------
 # SEGS.
 
-def is_per_image(segs) -> bool:
-  """Whether `segs` is a list of SEGS, one per image, rather than one SEGS.
-
-  One SEGS is `((H0, W0), [SEG, ...])`: its first item is the size. A list
-  of SEGS is a list whose items are such pairs.
-  """
-  if not isinstance(segs, list) or not segs:
-    return False
-  return all(isinstance(s, (tuple, list)) and len(s) == 2
-             and isinstance(s[0], (tuple, list)) and len(s[0]) == 2
-             and isinstance(s[1], (tuple, list)) for s in segs)
-
-
 def check_segs(segs, name: str = "segs") -> tuple[tuple[int, int], Sequence]:
   """Checks the outer form `((H0, W0), [SEG, ...])`; returns both parts."""
   if not isinstance(segs, (tuple, list)) or len(segs) != 2:
@@ -324,322 +335,11 @@ def check_coordinates(region, name: str, scaled_from=None) -> None:
                      f"+-{MAX_COORDINATE}, got {origin}{region}")
 
 
-def _ints(value, name: str, count: int = 4) -> tuple[int, ...]:
-  try:
-    # tolist: a 2-D or 0-d array is not 4 integers, and bools stay bools
-    items = list(arrays.to_numpy(value, name).tolist()) if hasattr(
-        value, "shape") else list(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected {count} integers, got "
-                    f"{value!r}") from None
-  if len(items) != count or any(
-      isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__")
-      for v in items):
-    raise TypeError(f"{name}: expected {count} integers (x1, y1, x2, y2), "
-                    f"got {value!r}")
-  return tuple(operator.index(v) for v in items)
-
-
-def _numbers(value, name: str) -> tuple:
-  try:
-    items = list(arrays.to_numpy(value, name).reshape(-1)) if hasattr(
-        value, "shape") else list(value)
-  except TypeError:
-    raise TypeError(f"{name}: expected 4 numbers, got {value!r}") from None
-  if len(items) != 4 or not all(
-      isinstance(v, (int, float, np.integer, np.floating))
-      and not isinstance(v, (bool, np.bool_)) for v in items):
-    raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), "
-                    f"got {value!r}")
-  return tuple(v.item() if hasattr(v, "item") else v for v in items)
-
-
-def _read_mask(value, name: str) -> np.ndarray:
-  if value is None:
-    raise TypeError(f"{name}: expected a [h, w] or [M, h, w] float array, "
-                    "got None")
-  mask = arrays.to_numpy(value, name)
-  check_float_array(mask, name)
-  if mask.ndim not in (2, 3) or min(mask.shape) < 1:
-    raise ValueError(f"{name}: expected a non-empty [h, w] or [M, h, w] "
-                     f"mask, got shape {mask.shape}")
-  low, high = float(mask.min()), float(mask.max())  # NaN propagates
-  if not (math.isfinite(low) and math.isfinite(high)):
-    raise ValueError(f"{name}: contains NaN or infinite values")
-  if low < -MASK_TOLERANCE or high > 1 + MASK_TOLERANCE:
-    raise ValueError(f"{name}: expected values in [0, 1], got "
-                     f"[{low:g}, {high:g}]")
-  return mask
-
-
-def _read_crop(value, name: str, channels: int, frames: int) -> np.ndarray:
-  crop = arrays.to_numpy(value, name)
-  if crop.dtype != np.uint8:
-    check_float_array(crop, name)
-  if crop.ndim != 4 or min(crop.shape[:3]) < 1:
-    raise ValueError(f"{name}: expected a non-empty [F, h, w, C] array, "
-                     f"got shape {crop.shape}")
-  if not compatible_channels(channels, crop.shape[3]):
-    raise ValueError(f"{name}: expected {pasted_channels(channels)} "
-                     f"channels for a {channels}-channel image, got shape "
-                     f"{crop.shape}")
-  if 1 < crop.shape[0] < frames:
-    raise ValueError(f"{name}: has {crop.shape[0]} frames for an image of "
-                     f"{frames}; expected 1 (used for every frame) or at "
-                     f"least {frames}")
-  crop = arrays.host_unit_float(crop)
-  if not all_finite(crop):
-    raise ValueError(f"{name}: contains NaN or infinite values")
-  return crop
-
-
-def read_seg(seg, where: str, channels: int, frames: int,
-             with_crops: bool) -> Seg:
-  """Reads and checks one SEG; messages name it `where` (`segs[1][3]`)."""
-  check_seg_fields(seg, where)
-  mask = _read_mask(seg.cropped_mask, f"{where}.cropped_mask")
-  crop = None
-  if with_crops and seg.cropped_image is not None:
-    crop = _read_crop(seg.cropped_image, f"{where}.cropped_image", channels,
-                      frames)
-  region = _ints(seg.crop_region, f"{where}.crop_region")
-  x1, y1, x2, y2 = region
-  if x2 <= x1 or y2 <= y1:
-    raise ValueError(f"{where}.crop_region: expected x1 < x2 and y1 < y2, "
-                     f"got {region}")
-  check_coordinates(region, f"{where}.crop_region")
-  bbox = _numbers(seg.bbox, f"{where}.bbox")
-  try:
-    confidence = float(seg.confidence)
-  except (TypeError, ValueError):
-    raise TypeError(f"{where}.confidence: expected a number, got "
-                    f"{seg.confidence!r}") from None
-  return Seg(crop, mask, region, bbox, confidence, seg.label,
-             getattr(seg, "control_net_wrapper", None))
-
-
-def _scale_matched(seg: Seg, where: str, rh: float, rw: float,
-                   node_axis_mixup: bool) -> Seg:
-  """The node's scale match of one read SEG, its new region checked."""
-  region = node_rules.scale_box(seg.region, rh, rw, node_axis_mixup)
-  if region[2] <= region[0] or region[3] <= region[1]:
-    raise ValueError(f"{where}.crop_region: {seg.region} scales to "
-                     f"{region}, an empty region (the node crashes here)")
-  check_coordinates(region, f"{where}.crop_region", seg.region)
-  return node_rules.scale_match(seg, rh, rw, node_axis_mixup)
-
-
-def _read_one(segs, shape, with_crops: bool, node_axis_mixup: bool,
-              name: str) -> tuple[tuple[int, int], tuple[Seg, ...]]:
-  """One SEGS read, checked and put through the node's host-side rules:
-  `(source_size, segs)`, each SEG's mask the one the node pastes with."""
-  n, h, w, c = shape
-  source, items = check_segs(segs, name)
-  read = [read_seg(s, f"{name}[1][{i}]", c, n, with_crops)
-          for i, s in enumerate(items)]
-  if node_rules.needs_scale_match(source, (h, w)):
-    rh, rw = h / source[0], w / source[1]
-    read = [_scale_matched(s, f"{name}[1][{i}]", rh, rw, node_axis_mixup)
-            for i, s in enumerate(read)]
-    source = (h, w)
-  read = [dataclasses.replace(s, mask=node_rules.paste_mask(
-      s.mask, f"{name}[1][{i}]", n)) for i, s in enumerate(read)]
-  return source, tuple(read)
-
-
-def _largest_side(segs: Sequence[Seg], h: int, w: int) -> int:
-  sides = [1]
-  for s in segs:
-    x1, y1, x2, y2 = s.region
-    sides += [*s.mask.shape[-2:], min(y2, h) - max(y1, 0),
-              min(x2, w) - max(x1, 0)]
-    if s.crop is not None:
-      sides += s.crop.shape[1:3]
-  return max(sides)
-
-
-@dataclasses.dataclass(frozen=True)
-class ReadSegs:
-  """SEGS read and checked, ready for `packing.pack`.
-
-  Attributes:
-    sources: `(H0, W0)` of each SEGS after the scale match.
-    segs: each SEGS' segments, masks as the node pastes them.
-    per_image: one SEGS per image (a list of SEGS), not one for all.
-    bucket: the bucket side they pack into.
-    slots: the segment slots (per image) they pack into.
-    frames: the frame count N they were read for.
-  """
-
-  sources: tuple[tuple[int, int], ...]
-  segs: tuple[tuple[Seg, ...], ...]
-  per_image: bool
-  bucket: int
-  slots: int
-  frames: int
-
-
-def read_segs(segs, image_shape, opts: Options, *,
-              with_crops: bool = True) -> ReadSegs:
-  """Reads, checks and scale-matches SEGS for an image of `image_shape`.
-
-  Args:
-    segs: `((H0, W0), [SEG, ...])`, or a list of N of them (one per image).
-    image_shape: checked `(N, H, W, C)`.
-    opts: `node_axis_mixup`, `bucket_size` and `max_segments` apply.
-    with_crops: read `cropped_image` (False: it is ignored, as the node
-      ignores it when `ref_image_opt` is given).
-
-  Raises:
-    TypeError, ValueError: naming the SEG and field, wherever the node would
-      crash or silently misbehave; or for a bucket too small.
-  """
-  n, h, w, c = image_shape
-  per_image = is_per_image(segs)
-  if per_image:
-    if len(segs) != n:
-      raise ValueError(f"segs: a list of {len(segs)} SEGS for {n} "
-                       f"images; expected one SEGS per image")
-    # each image is read as a batch of one, as the node run on it alone
-    read = [_read_one(s, (1, h, w, c), with_crops, opts.node_axis_mixup,
-                      f"segs[{k}]") for k, s in enumerate(segs)]
-  else:
-    read = [_read_one(segs, image_shape, with_crops, opts.node_axis_mixup,
-                      "segs")]
-  side = max(_largest_side(items, h, w) for _, items in read)
-  count = max(len(items) for _, items in read)
-  bucket = (packing.default_bucket_size(side) if opts.bucket_size is None
-            else opts.bucket_size)
-  if bucket < side:
-    raise ValueError(f"bucket_size: {bucket} is smaller than the largest "
-                     f"crop/mask/region side {side}")
-  slots = (packing.default_max_segments(count) if opts.max_segments is None
-           else opts.max_segments)
-  if slots < count:
-    raise ValueError(f"max_segments: {slots} is fewer than the {count} "
-                     "segments" + (" of one image" if per_image else ""))
-  return ReadSegs(tuple(s for s, _ in read), tuple(i for _, i in read),
-                  per_image, bucket, slots, n)
-
-
-# ----------------------------------------------------------------------------
-# SEGS files: what `save_segs` stores as given.
-
-def seg_array(value, name: str, ndims: tuple[int, ...]) -> np.ndarray:
-  """numpy, torch or JAX array as numpy, of a numeric dtype and given rank."""
-  value = arrays.to_numpy(value, name)
-  if value.dtype.kind not in "biuf":
-    raise TypeError(f"{name}: expected a numeric array, got dtype "
-                    f"{value.dtype}")
-  if value.ndim not in ndims:
-    raise ValueError(f"{name}: expected rank {' or '.join(map(str, ndims))}, "
-                     f"got shape {value.shape}")
-  return value
-
-
-def seg_box(value, name: str) -> tuple[np.ndarray, np.ndarray]:
-  """4 numbers as `(values, is_int)`: int64 values unless one is a float."""
-  if hasattr(value, "shape"):
-    items = list(seg_array(value, name, (1,)))
-  else:
-    items = list(value) if isinstance(value, (tuple, list)) else []
-  ok = len(items) == 4 and all(
-      isinstance(v, (int, float, np.integer, np.floating))
-      and not isinstance(v, (bool, np.bool_)) for v in items)
-  if not ok:
-    raise TypeError(f"{name}: expected 4 numbers (x1, y1, x2, y2), got "
-                    f"{value!r}")
-  is_int = np.array([isinstance(v, (int, np.integer)) for v in items])
-  dtype = np.int64 if is_int.all() else np.float64
-  return np.array(items, dtype), is_int
-
-
-# ----------------------------------------------------------------------------
-# Streams of frames.
-
-def count_frames(frames, num_frames, name: str) -> int:
-  """The total frame count: `num_frames`, else read off an array or a list
-  of arrays."""
-  total = _held_frames(frames, name)
-  if num_frames is not None:
-    num_frames = check_int(num_frames, "num_frames", 1, MAX_FRAMES)
-    if total is not None and total != num_frames:
-      raise ValueError(f"num_frames: {num_frames}, but {name} holds "
-                       f"{total} frames")
-    return num_frames
-  if total is None:
-    raise ValueError(
-        f"num_frames: required when {name} is an iterator (the node's "
-        "per-frame crop and mask rules depend on the total frame count); "
-        f"pass num_frames=N, got a {type(frames).__name__}")
-  return total
-
-
-def _held_frames(frames, name: str) -> int | None:
-  """The frame count of an array or a list of arrays; None for others."""
-  if arrays.is_array(frames):
-    if len(frames.shape) != 4:
-      raise ValueError(f"{name}: expected [N, H, W, C] or an iterable of "
-                       f"[H, W, C] frames, got shape {tuple(frames.shape)}")
-    return frames.shape[0]
-  if isinstance(frames, (list, tuple)) and all(map(arrays.is_array, frames)):
-    return sum(f.shape[0] if len(f.shape) == 4 else 1 for f in frames)
-  return None
-
-
-def check_frame_indices(frame_indices, num_frames, frames,
-                        name: str) -> tuple[np.ndarray, int]:
-  """`(indices, N)`: `frame_indices` as an int64 vector of frame numbers in
-  `[0, N)`, N = `num_frames`, with one entry per frame of `frames` where
-  that count is known."""
-  if num_frames is None:
-    raise ValueError("num_frames: required with frame_indices (the total "
-                     "frame count N of the whole sequence, which the node's "
-                     "per-frame rules depend on)")
-  total = check_int(num_frames, "num_frames", 1, MAX_FRAMES)
-  items = None
-  if not isinstance(frame_indices, (str, bytes)):
-    try:
-      items = list(frame_indices)
-    except TypeError:
-      pass
-  if items is None:
-    raise TypeError(f"frame_indices: expected a sequence of frame numbers, "
-                    f"got {type(frame_indices).__name__}")
-  if not items:
-    raise ValueError("frame_indices: expected at least one frame number, "
-                     "got none")
-  indices = np.asarray([check_int(i, f"frame_indices[{k}]", 0, total - 1)
-                        for k, i in enumerate(items)], np.int64)
-  held = _held_frames(frames, name)
-  if held is not None and held != len(indices):
-    raise ValueError(f"frame_indices: {len(indices)} frame numbers, but "
-                     f"{name} holds {held} frames")
-  return indices, total
-
-
-def frame_block(item, name: str, like=None) -> np.ndarray:
-  """One item of a stream of frames as a checked `[k, H, W, C]` numpy
-  block: a frame `[H, W, C]` or a chunk `[k, H, W, C]`, of the frame shape
-  and dtype of `like` (an earlier block) when given."""
-  if not arrays.is_array(item):
-    raise TypeError(f"{name}: expected a numpy, torch or JAX array "
-                    f"frame [H, W, C] or chunk [k, H, W, C], got "
-                    f"{type(item).__name__}")
-  block = arrays.to_numpy(item, name)
-  if block.ndim == 3:
-    block = block[None]
-  check_image(block, name)
-  if like is not None and (block.shape[1:], block.dtype) != (
-      like.shape[1:], like.dtype):
-    raise ValueError(f"{name}: expected frames [H, W, C] = "
-                     f"{list(like.shape[1:])} of {like.dtype} like the "
-                     f"first, got {list(block.shape[1:])} of {block.dtype}")
-  return block
-
-
 # ----------------------------------------------------------------------------
 # A node-style call.
+# TODO(lead): move to arrays: `Call`, `prepare` and `to_unit_float` place
+# arrays on the device, not a check; they stay here until the host-copy
+# work on them has merged.
 
 @dataclasses.dataclass(frozen=True)
 class Call:
@@ -684,10 +384,14 @@ def prepare(image, segs, ref_image_opt, opts: Options, *,
     TypeError, ValueError: naming the argument (and SEG index) on bad input,
       before any array is converted.
   """
+  # pylint: disable=import-outside-toplevel
+  # (here, not at the top: reading and packing import this module)
+  from segspaste_jax._src import packing, read_segs
   shape = check_image(image, "image")
   if ref_image_opt is not None:
     check_ref_image(ref_image_opt, shape)
-  read = read_segs(segs, shape, opts, with_crops=ref_image_opt is None)
+  read = read_segs.read_segs(segs, shape, opts,
+                             with_crops=ref_image_opt is None)
   as_uint8 = arrays.dtype_of(image) == np.uint8
   owned = wait = False
   ref = ref_image_opt
