@@ -75,27 +75,45 @@ def _relative_weights(mask, size, feather, grow):
   # sum so that the blur of a straight edge is 0.5 on it.
   longest = max(hb, wb)
   taps = jnp.arange(-2 * longest, 2 * longest + 1, dtype=jnp.float32)
-  norm = jnp.exp(-0.5 * (taps / sig[..., None]) ** 2).sum(axis=-1)
+  kernel = jnp.exp(-0.5 * (taps / sig[..., None]) ** 2)
+  norm = kernel.sum(axis=-1)
 
-  def axis_matrix(n, real_n):
+  def axis(n, real_n, size_n):
+    """The blur matrix `[..., n, n]` (zeros past `size_n`) and each row's
+    mass that falls past the real extent, `[..., n]`."""
     k = jnp.arange(n, dtype=jnp.float32)
     g = jnp.exp(-0.5 * ((k[:, None] - k[None, :])
                         / sig[..., None, None]) ** 2)
-    return g * real_n[None, :] / norm[..., None, None]
+    g = g * real_n[None, :] / norm[..., None, None]
+    reads = k[:, None] - taps[None, :]  # the position tap t reads
+    off = (reads < 0) | (reads >= size_n)
+    tail = jnp.einsum("...t,nt->...n", kernel, off.astype(jnp.float32),
+                      precision=lax.Precision.HIGHEST)
+    return g, tail / norm[..., None]
 
-  gy, gx = axis_matrix(hb, real_y), axis_matrix(wb, real_x)
+  (gy, tail_y), (gx, tail_x) = axis(hb, real_y, h), axis(wb, real_x, w)
   sig = sig[..., None, None]
   hi = lax.Precision.HIGHEST
-  b = jnp.einsum("...ij,...jk->...ik", gy, m, precision=hi)
-  b = jnp.einsum("...ik,...lk->...il", b, gx, precision=hi)
-  b = jnp.clip(jnp.where(soft[..., None, None], b, m), 0, 1)
+  # The blur of the mask, b, and of its complement, c = 1 - b, each summed
+  # from non-negative terms: both tails keep their relative precision in
+  # float32, which the remap below needs (ndtri(1 - 6e-8) is only 5.3).
+  both = jnp.stack([m, jnp.where(real, 1 - m, 0)])
+  both = jnp.einsum("...ij,b...jk->b...ik", gy, both, precision=hi)
+  both = jnp.einsum("b...ik,...lk->b...il", both, gx, precision=hi)
+  ty, tx = tail_y[..., :, None], tail_x[..., None, :]
+  b = jnp.clip(both[0], 0, 1)
+  c = jnp.clip(both[1] + ty + tx - ty * tx, 0, 1)
+  b = jnp.where(soft[..., None, None], b, m)
   # Growing: for a straight edge b = ndtr(d / sigma) at signed distance d
-  # inside, so ndtr(ndtri(b) + g / sigma) moves the 50 % level out by g.
+  # inside, so ndtr(ndtri(b) + g / sigma) moves the 50 % level out by g;
+  # ndtri(b) = -ndtri(c) is read from the smaller of the two.
   shift = (grow / 100 * side)[..., None, None] / sig
-  interior = (b > 0) & (b < 1)
-  inner = jnp.where(interior, b, 0.5)
-  moved = special.ndtr(special.ndtri(inner) + shift)
-  moved = jnp.where(interior, moved, b)
+  low = b <= c
+  z = jnp.where(low, special.ndtri(jnp.where(b > 0, b, 0.5)),
+                -special.ndtri(jnp.where(c > 0, c, 0.5)))
+  z = jnp.where(low & (b <= 0), -jnp.inf, jnp.where(~low & (c <= 0), jnp.inf,
+                                                    z))
+  moved = special.ndtr(z + shift)
   b = jnp.where(soft[..., None, None] & (grow != 0), moved, b)
   # Zero on the border ring, rising over one sigma: no seam where the
   # warped crop ends, whatever the mask and grow.
@@ -163,7 +181,7 @@ def _sample_clamped(img, taps):
   rest = img.shape[2:]
 
   def patch(i, j):
-    zeros = (0,) * len(rest)
+    zeros = (jnp.zeros((), jnp.int32),) * len(rest)
     return lax.dynamic_slice(img, (i, j) + zeros, (2, 2) + rest)
 
   p = jax.vmap(jax.vmap(patch))(y0, x0)  # [..., 2, 2, *rest]

@@ -108,13 +108,15 @@ def _points(value, name: str):
 def _check_spread(a: np.ndarray, name: str) -> None:
   """All finite, and not all points of a set equal."""
   if not np.isfinite(a).all():
-    bad = np.argwhere(~np.isfinite(a).all(axis=(-2, -1)))
+    bad = np.argwhere(np.atleast_1d(~np.isfinite(a).all(axis=(-2, -1))))
+    where = tuple(int(i) for i in bad[0]) if a.ndim > 2 else ()
     raise ValueError(f"{name}: expected finite coordinates, got NaN or inf "
-                     f"in the set at index {tuple(bad[0])}")
+                     f"in the set at index {where}")
   spread = np.abs(a - a.mean(axis=-2, keepdims=True)).max(axis=(-2, -1))
   scale = np.abs(a).max(axis=(-2, -1))
   flat = spread <= 1e-6 * np.maximum(scale, 1)
   if flat.any():
-    where = tuple(np.argwhere(np.atleast_1d(flat))[0]) if a.ndim > 2 else ()
+    bad = np.argwhere(np.atleast_1d(flat))[0]
+    where = tuple(int(i) for i in bad) if a.ndim > 2 else ()
     raise ValueError(f"{name}: the points of the set at index {where} are "
                      "all equal; no similarity fits them")
