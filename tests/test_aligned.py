@@ -360,6 +360,19 @@ def test_weights_ramp_width_and_level_relative_to_the_face():
       assert abs((edge - at(0.5)) - grow / 100 * sqrt_area[f]) < 0.2
 
 
+def test_whole_crop_weights_are_those_of_a_mask_of_ones():
+  """masks=None takes a separable shortcut; it must equal the general
+  feathering of a mask of ones (whichever implementation that is)."""
+  from segspaste_jax._src import aligned as aligned_lib
+  size = (37, 24)
+  general = jax.jit(lambda f, g: aligned_lib._relative_weights(
+      jnp.ones((1,) + size), jnp.array(size), f, g)[0])
+  whole = jax.jit(lambda f, g: aligned_lib._whole_crop_weights(size, f, g))
+  for feather, grow in [(4, -5), (0, 0), (20, 7.5), (40, 100), (9, -60)]:
+    np.testing.assert_allclose(whole(feather, grow), general(feather, grow),
+                               atol=1e-6)
+
+
 def test_facexlib_paste_back():
   """facexlib's `paste_faces_to_input_image` (upscale 1, no parsing),
   re-run here with OpenCV on one synthetic restored face (a smooth pattern

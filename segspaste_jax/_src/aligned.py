@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 from jax.scipy import special
 
+from segspaste_jax._src import platform
 from segspaste_jax._src import trace_checks as checks
 
 # The 10 %-90 % width of a Gaussian ramp is 2 ndtri(0.9) sigma.
@@ -104,6 +105,14 @@ def _relative_weights(mask, size, feather, grow):
   b = jnp.clip(both[0], 0, 1)
   c = jnp.clip(both[1] + ty + tx - ty * tx, 0, 1)
   b = jnp.where(soft[..., None, None], b, m)
+  return _grow_and_ring(b, c, soft, sig, side, grow, (h, w), real)
+
+
+def _grow_and_ring(b, c, soft, sig, side, grow, size, real):
+  """The blurred mask `b` (`c = 1 - b` summed on its own) grown and cut to
+  zero on the border ring; `soft`, `side` `[...]`, `sig` `[..., 1, 1]`."""
+  hb, wb = b.shape[-2:]
+  h, w = size
   # Growing: for a straight edge b = ndtr(d / sigma) at signed distance d
   # inside, so ndtr(ndtri(b) + g / sigma) moves the 50 % level out by g;
   # ndtri(b) = -ndtri(c) is read from the smaller of the two.
@@ -117,11 +126,40 @@ def _relative_weights(mask, size, feather, grow):
   b = jnp.where(soft[..., None, None] & (grow != 0), moved, b)
   # Zero on the border ring, rising over one sigma: no seam where the
   # warped crop ends, whatever the mask and grow.
+  iy, ix = jnp.arange(hb), jnp.arange(wb)
   dy = jnp.minimum(iy, h - 1 - iy).astype(jnp.float32)
   dx = jnp.minimum(ix, w - 1 - ix).astype(jnp.float32)
   ring = jnp.minimum(dy[:, None], dx[None, :])
   factor = jnp.where(soft[..., None, None], jnp.clip(ring / sig, 0, 1), 1)
   return jnp.where(real, b * factor, 0).astype(jnp.float32)
+
+
+def _whole_crop_weights(size, feather, grow):
+  """`_relative_weights` of a mask of ones, `[h, w]`, for a static crop
+  size: the blur of a rectangle is the outer product of two 1-D blurs, so
+  no matrix product is needed."""
+  h, w = size
+  side = jnp.sqrt(jnp.float32(h * w))
+  feather = jnp.asarray(feather, jnp.float32)
+  grow = jnp.asarray(grow, jnp.float32)
+  sigma = feather / 100 * side / _RAMP_PER_SIGMA
+  soft = sigma > 0
+  sig = jnp.where(soft, sigma, 1)
+  longest = max(h, w)
+  taps = jnp.arange(-2 * longest, 2 * longest + 1, dtype=jnp.float32)
+  kernel = jnp.exp(-0.5 * (taps / sig) ** 2)
+  kernel = kernel / kernel.sum()
+
+  def tail(n):  # the kernel's mass past the extent [0, n), per position
+    reads = jnp.arange(n, dtype=jnp.float32)[:, None] - taps[None, :]
+    return jnp.sum(jnp.where((reads < 0) | (reads >= n), kernel, 0), -1)
+
+  ty, tx = tail(h)[:, None], tail(w)[None, :]
+  b = jnp.where(soft, (1 - ty) * (1 - tx), 1)
+  c = jnp.where(soft, ty + tx - ty * tx, 0)
+  real = jnp.ones((h, w), bool)
+  return _grow_and_ring(b, c, soft, sig[None, None], side, grow, (h, w),
+                        real)
 
 
 def _inverse(m):
@@ -319,8 +357,9 @@ def _corners(size) -> np.ndarray:
                    (w - 0.5, h - 0.5)])
 
 
-@functools.partial(jax.jit, static_argnames=("window",))
-def _paste_core(image, crops, matrices, masks, feather, grow, gain, window):
+@functools.partial(jax.jit, static_argnames=("window", "form"))
+def _paste_core(image, crops, matrices, masks, feather, grow, gain, window,
+                form):
   n, hh, ww, c = image.shape
   s, _, h, w, _ = crops.shape
   win_h, win_w = window
@@ -338,8 +377,12 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window):
   tops = jnp.clip(jnp.floor(cy.min(-1)), 0, hh - win_h).astype(jnp.int32)
   lefts = jnp.clip(jnp.floor(cx.min(-1)), 0, ww - win_w).astype(jnp.int32)
   # Blend weights in crop space, feathered relative to the face's size.
-  weights = _relative_weights(masks, jnp.array([h, w], jnp.int32), feather,
-                              grow) * gain
+  if masks is None:  # the whole crop
+    weights = _whole_crop_weights((h, w), feather, grow)[None, None]
+    weights = jnp.broadcast_to(weights * gain, (s, 1, h, w))
+  else:
+    weights = _relative_weights(masks, jnp.array([h, w], jnp.int32), feather,
+                                grow) * gain
   rows = jnp.arange(win_h, dtype=jnp.int32)[:, None]
   cols = jnp.arange(win_w, dtype=jnp.int32)[None, :]
   zero = jnp.zeros((), jnp.int32)
@@ -355,31 +398,56 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window):
     weight = jax.vmap(_sample_clamped, in_axes=(0, None))(weight, taps)
     return pasted, jnp.where(inside, weight, 0)
 
+  def blend(frames, pasted, weight, corner):
+    """Blends `[F, win_h, win_w, C]` pixels into `frames` `[F, H, W, C]`
+    with weight `[F or 1, win_h, win_w]` at the window's `corner`."""
+    under = lax.dynamic_slice(frames, corner, (frames.shape[0], win_h, win_w,
+                                               c))
+    weight = weight[..., None].astype(compute)
+    out = (1 - weight) * under + weight * pasted.astype(compute)
+    return lax.dynamic_update_slice(frames, out, corner)
+
+  def one_frame(frame, crop, weight, m, y0, x0):
+    """Every face into one frame `[1, H, W, C]` (crops `[S, 1, h, w, C]`,
+    weights `[S, 1, h, w]`, matrices `[S, 2, 3]`, corners `[S]`)."""
+    for i in range(s):  # unrolled while tracing: later faces on top
+      pasted, wt = face(crop[i], weight[i], m[i], y0[i], x0[i])
+      frame = blend(frame, pasted, wt, (zero, y0[i], x0[i], zero))
+    return frame
+
   frames = image.astype(compute)
-  for i in range(s):  # unrolled while tracing: later faces on top
-    if a.shape[1] == 1:
+  # Crops made in the same program (a model's output) are read by a gather
+  # per window pixel: the barrier keeps XLA from fusing their producer into
+  # that gather, which would recompute it for every read.
+  crops = lax.optimization_barrier(
+      crops.astype(jnp.promote_types(crops.dtype, jnp.float32)))
+  if a.shape[1] == 1:  # every frame at once, one window per face
+    for i in range(s):  # unrolled while tracing: later faces on top
       pasted, weight = face(crops[i], weights[i], a[i, 0], tops[i, 0],
                             lefts[i, 0])
-      corner = (zero, tops[i, 0], lefts[i, 0], zero)
-      under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
-      weight = weight[..., None].astype(compute)
-      out = (1 - weight) * under + weight * pasted.astype(compute)
-      frames = lax.dynamic_update_slice(frames, out, corner)
-    else:
-      def one(frame, crop, weight, m, y0, x0):
-        pasted, weight = face(crop[None], weight[None], m, y0, x0)
-        corner = (y0, x0, zero)
-        under = lax.dynamic_slice(frame, corner, (win_h, win_w, c))
-        weight = weight[0, ..., None].astype(compute)
-        out = (1 - weight) * under + weight * pasted[0].astype(compute)
-        return lax.dynamic_update_slice(frame, out, corner)
+      frames = blend(frames, pasted, weight,
+                     (zero, tops[i, 0], lefts[i, 0], zero))
+  else:
+    # A window per face and frame. Accelerators: a `vmap` over frames
+    # (straight-line; the windows are written with a scatter). XLA:CPU
+    # writes a vmapped window slowly, so there a scan walks the frames and
+    # each window is an in-place update of one frame.
+    per = lambda x: x.shape[1] == n
+    xs = (frames[:, None],
+          jnp.swapaxes(crops, 0, 1)[:, :, None] if per(crops) else None,
+          jnp.swapaxes(weights, 0, 1)[:, :, None] if per(weights) else None,
+          jnp.swapaxes(a, 0, 1), tops.T, lefts.T)
+    shared = (None, None if per(crops) else crops,
+              None if per(weights) else weights, None, None, None)
 
-      crop_axis = 0 if crops.shape[1] == n else None
-      weight_axis = 0 if weights.shape[1] == n else None
-      frames = jax.vmap(one, in_axes=(0, crop_axis, weight_axis, 0, 0, 0))(
-          frames, crops[i] if crop_axis == 0 else crops[i, 0],
-          weights[i] if weight_axis == 0 else weights[i, 0], a[i], tops[i],
-          lefts[i])
+    def step(args):
+      args = [x if y is None else y for x, y in zip(args, shared)]
+      return one_frame(*args)[0]
+
+    if form == "cpu":
+      frames = lax.map(step, xs)
+    else:
+      frames = jax.vmap(step)(xs)
   if jnp.issubdtype(image.dtype, jnp.integer):
     info = jnp.iinfo(image.dtype)
     frames = jnp.clip(jnp.round(frames), info.min, info.max)
@@ -475,7 +543,7 @@ def paste_aligned(image, crops, matrices, *, masks=None, feather=4.0,
               f"window: {window} is too small for face {i}, whose crop "
               f"covers {rows - 1} x {cols - 1} pixels of the image")
   return _paste_core(image, crops, matrices, masks, feather, grow, gain,
-                     window=window)
+                     window=window, form=platform.form_of(image))
 
 
 def _size(value, low: int, name: str = "size") -> tuple[int, int]:
@@ -531,7 +599,7 @@ def _check_invertible(m: np.ndarray) -> None:
 def _masks(value, faces: int, frames: int, size):
   h, w = size
   if value is None:
-    return jnp.ones((faces, 1, h, w), jnp.float32)
+    return None
   m = checks.float_array(value, "masks", "[S, h, w] or [S, N or 1, h, w]")
   if m.ndim == 3:
     m = m[:, None]
