@@ -140,6 +140,11 @@ def main(argv=None) -> int:
           image, crops, shared), "paste"),
       "paste_aligned, per-frame": (lambda: segspaste_jax.paste_aligned(
           image, crops, moving, window=window), "paste"),
+      "crop_aligned, then paste_aligned (two calls)": (
+          lambda: segspaste_jax.paste_aligned(
+              image, segspaste_jax.crop_aligned(image, shared,
+                                                size=(SIZE, SIZE)),
+              shared), "both"),
       "crop + model + paste, one jit": (
           lambda: round_trip(image, shared), "both"),
       cv_crop: (lambda: _cv_crop(image_np, matrices), "crop"),
