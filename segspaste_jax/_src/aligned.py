@@ -416,11 +416,7 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window,
     return frame
 
   frames = image.astype(compute)
-  # Crops made in the same program (a model's output) are read by a gather
-  # per window pixel: the barrier keeps XLA from fusing their producer into
-  # that gather, which would recompute it for every read.
-  crops = lax.optimization_barrier(
-      crops.astype(jnp.promote_types(crops.dtype, jnp.float32)))
+  crops = crops.astype(jnp.promote_types(crops.dtype, jnp.float32))
   if a.shape[1] == 1:  # every frame at once, one window per face
     for i in range(s):  # unrolled while tracing: later faces on top
       pasted, weight = face(crops[i], weights[i], a[i, 0], tops[i, 0],
