@@ -284,6 +284,12 @@ def test_paste_matches_the_reference(per_frame):
   want, unsure = _paste_reference(image, crops, m, masks, 20.0, 7.5, 230)
   keep = ~unsure[..., None].repeat(C, -1)
   np.testing.assert_allclose(got[keep], want[keep], atol=2e-4)
+  if per_frame:  # under jit the accelerator form: windows by a vmap
+    traced = jax.jit(lambda im: paste_aligned(
+        im, crops, m, masks=masks, feather=20.0, grow=7.5, alpha=230,
+        window=(H, W)))(image)
+    np.testing.assert_allclose(np.asarray(traced)[keep], want[keep],
+                               atol=2e-4)
   # the defaults: facexlib's edge, whole crops
   got = _paste(image, crops, m, _ones())
   want, unsure = _paste_reference(image, crops, m)
