@@ -8,8 +8,10 @@ A face is described by a 2 x 3 matrix `A` (image to crop, OpenCV's
 off the image). `paste_aligned` warps each crop back and blends it into a
 static window around the face, read with `lax.dynamic_slice` and written
 with `lax.dynamic_update_slice` at a traced position, faces in order
-(later on top) by code unrolled at trace time over the static face count:
-straight-line code, no loop or branch in the program.
+(later on top) by code unrolled at trace time over the static face count.
+On GPUs and TPUs the program is straight-line, no loop or branch (frames
+are a `vmap`); on the CPU, per-frame matrices walk the frames with a scan
+(`platform.form_of` decides, as for the box paste).
 
 The crop's quad is the image region that `A` maps into the crop's pixel
 area, `-0.5 <= x' <= w - 0.5`, `-0.5 <= y' <= h - 0.5`. Inside it the
