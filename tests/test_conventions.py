@@ -25,6 +25,8 @@ import segspaste_jax
 PUBLIC = segspaste_jax.__all__
 FUNCTIONS = [n for n in PUBLIC if inspect.isfunction(getattr(segspaste_jax, n))]
 CLASSES = [n for n in PUBLIC if inspect.isclass(getattr(segspaste_jax, n))]
+# Public data (read-only tables such as FACE_TEMPLATES): upper-case names.
+DATA = [n for n in PUBLIC if n not in FUNCTIONS and n not in CLASSES]
 
 # name -> the parameters with defaults that may be passed by position
 POSITIONAL_OPTIONS = {
@@ -39,7 +41,8 @@ DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 def test_all_is_sorted_and_complete():
   assert PUBLIC == sorted(PUBLIC)
   assert len(set(PUBLIC)) == len(PUBLIC)
-  assert FUNCTIONS and CLASSES and len(FUNCTIONS) + len(CLASSES) == len(PUBLIC)
+  assert FUNCTIONS and CLASSES
+  assert all(n.isupper() for n in DATA), DATA
   leaked = [n for n in dir(segspaste_jax) if not n.startswith("_")
             and n not in PUBLIC
             and not isinstance(getattr(segspaste_jax, n), types.ModuleType)]
@@ -109,5 +112,6 @@ def test_class_docstrings_list_their_attributes(name):
 @pytest.mark.parametrize("name", PUBLIC)
 def test_every_public_name_is_in_the_api_reference(name):
   text = (DOCS / "api.rst").read_text()
-  assert re.search(rf"^\.\. auto(function|class):: (segspaste_jax\.)?{name}$",
-                   text, re.M), name
+  assert re.search(
+      rf"^\.\. auto(function|class|data):: (segspaste_jax\.)?{name}$",
+      text, re.M), name
