@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from segspaste_jax._src import filters
@@ -120,21 +121,104 @@ def make_transform(extent, bucket: int, size: tuple[int, int],
                        bucket=bucket, size=(mh, mw))
 
 
-def _apply(x, rows, cols):
-  """`out[s, f, u, v, c] = sum_jl rows[s, (f,) u, j] x[s, f, j, l, c]
-  cols[s, (f,) v, l]`, the cheaper axis first, at full precision."""
-  f = "f" if rows.ndim == 4 else ""
-  u, j = rows.shape[-2:]
-  v, k = cols.shape[-2:]
+def max_stretch(bucket: int, size: tuple[int, int]) -> tuple[float, float]:
+  """Per axis, the largest `region side / content side` of any transform
+  `make_transform` makes for a bucket `B` and model size `(h, w)`, either
+  fit (static: it sizes the banded resampling's taps).
+
+  The content side is the model's side (stretch, or the limiting axis of
+  contain) or, on contain's other axis, `round(e * m_o / e_o)` clipped to
+  `[1, m]`, which falls as the other side `e_o` grows: at `e_o = B` it is
+  smallest. So `e / clip(round(e * m_o / B), 1, m)` over `e = 1 .. B`
+  bounds both fits.
+  """
+  e = np.arange(1, bucket + 1, dtype=np.int64)
+  bounds = []
+  for k in (0, 1):
+    m, other = size[k], size[1 - k]
+    low = np.clip((2 * e * other + bucket) // (2 * bucket), 1, m)
+    bounds.append(float(np.max(e / low)))
+  return bounds[0], bounds[1]
+
+
+# The banded forms' tile, and what one of their multiply-adds costs
+# against one of the dense form's (measured on a CPU: see `_form`).
+TILE = 32
+BAND_COST = 3.0
+SPREAD_COST = 5.0
+FORMS = ("dense", "band", "spread")
+
+
+def _form(out_len: int, in_len: int, window: int, tile: int,
+          banded: str) -> str:
+  """"dense", or `banded` ("band": tiles of outputs gathering windows of
+  inputs; "spread": tiles of inputs added into windows of outputs) where
+  its multiply-adds, weighted, are fewer.
+
+  All three are matrix products: the dense form does `out_len * in_len`
+  multiply-adds per line, a banded one `tile * window` per tile, on
+  small matrices after a gather of the windows (and, spread, a scatter
+  that adds the tiles' parts into the output). On a CPU a banded
+  multiply-add costs about `BAND_COST` (`SPREAD_COST`) dense ones
+  (BENCHMARKS.md), so with Lanczos 3 and no shrinking (a window of 38
+  for tiles of 32) the band pays from about 115 inputs and the spread
+  from about 190 outputs; below that, and wherever the window covers the
+  whole axis, the dense form stays. The same rule holds on GPUs and
+  TPUs: at full float32 precision their matrix units do not apply, and
+  the banded forms read and write about as many bytes as the dense one
+  for a fraction of its FLOPs (BENCHMARKS.md, the accelerator on paper).
+  """
+  if window >= (in_len if banded == "band" else out_len):
+    return "dense"
+  dense = _cost("dense", tile, window, out_len, in_len)
+  return banded if _cost(banded, tile, window, out_len, in_len) < dense else (
+      "dense")
+
+
+def _along(x, axis: int, fn):
+  """`fn` on `x` with `axis` moved to the front, moved back after."""
+  return jnp.moveaxis(fn(jnp.moveaxis(x, axis, 0)), 0, axis)
+
+
+def _pass(x, axis: int, form: str, params, out_len: int):
+  """One axis (0 or 1) of one crop `[L0, L1, C]` in the given form."""
   hi = lax.Precision.HIGHEST
-  if u * j * k + u * k * v <= v * k * j + v * j * u:
-    y = jnp.einsum(f"s{f}uj,sfjlc->sfulc", rows, x, precision=hi)
-    return jnp.einsum(f"s{f}vl,sfulc->sfuvc", cols, y, precision=hi)
-  y = jnp.einsum(f"s{f}vl,sfjlc->sfjvc", cols, x, precision=hi)
-  return jnp.einsum(f"s{f}uj,sfjvc->sfuvc", rows, y, precision=hi)
+  if form == "dense":
+    (matrix,) = params
+    return _along(x, axis, lambda y: jnp.tensordot(matrix, y, axes=1,
+                                                   precision=hi))
+  if form == "band":
+    start, weights = params
+    tiles, tile, window = weights.shape
+    rows = start[:, None] + jnp.arange(window, dtype=jnp.int32)
+    if axis == 0:
+      out = jnp.einsum("iuw,iwlc->iulc", weights, x[rows], precision=hi)
+      return out.reshape((tiles * tile,) + x.shape[1:])[:out_len]
+    out = jnp.einsum("iuw,liwc->liuc", weights, x[:, rows], precision=hi)
+    return out.reshape((x.shape[0], tiles * tile, x.shape[2]))[:, :out_len]
+  start, weights, total = params
+  tiles, window, tile = weights.shape
+  rows = start[:, None] + jnp.arange(window, dtype=jnp.int32)
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, tiles * tile - x.shape[axis])
+  x = jnp.pad(x, pad)
+  if axis == 0:
+    part = jnp.einsum("iwu,iulc->iwlc", weights,
+                      x.reshape((tiles, tile) + x.shape[1:]), precision=hi)
+    out = jnp.zeros((out_len,) + x.shape[1:], x.dtype).at[rows].add(part)
+    scale = total[:, None, None]
+  else:
+    part = jnp.einsum("iwu,liuc->liwc", weights,
+                      x.reshape((x.shape[0], tiles, tile, x.shape[2])),
+                      precision=hi)
+    out = jnp.zeros((x.shape[0], out_len, x.shape[2]), x.dtype).at[
+        :, rows].add(part)
+    scale = total[None, :, None]
+  return jnp.where(scale != 0, out / jnp.where(scale != 0, scale, 1), 0)
 
 
-def _resample(x, transform: CropTransform, method, to_model: bool):
+def _resample(x, transform: CropTransform, method, to_model: bool,
+              form: str | None = None):
   """Both directions; `x` is checked against the transform here."""
   if not isinstance(transform, CropTransform):
     raise TypeError("transform: expected a CropTransform (what crop_segs("
@@ -143,30 +227,86 @@ def _resample(x, transform: CropTransform, method, to_model: bool):
   side = ((transform.bucket,) * 2) if to_model else transform.size
   x, masks = checks.resample_input(x, "x", transform.sizes.shape, side)
   method = checks.method(method, masks)
-  return _resample_core(x, transform, method=method, to_model=to_model)
+  return _resample_core(x, transform, method=method, to_model=to_model,
+                        form=form)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "to_model"))
-def _resample_core(x, transform: CropTransform, method: str, to_model: bool):
+def plan(transform: CropTransform, method: str, to_model: bool,
+         in_side: tuple[int, int], form: str | None = None,
+         tile: int = TILE):
+  """Per axis `(form, taps, out_len, in_len)`: the static plan of a
+  resampling; `form` forces "dense" or the banded form for tests."""
   bucket, size = transform.bucket, transform.size
+  stretch = max_stretch(bucket, size)
+  out = []
+  for k in (0, 1):
+    out_len = size[k] if to_model else bucket
+    in_len = in_side[k]
+    taps = filters.band_taps(method, stretch[k])
+    banded = "band" if to_model else "spread"
+    tile = min(tile, in_len if banded == "spread" else out_len)
+    window = filters.tile_window(taps, tile, stretch[k])
+    if form is None:
+      chosen = _form(out_len, in_len, window, tile, banded)
+    elif form == "dense" or window > (in_len if to_model else out_len):
+      chosen = "dense"
+    else:
+      chosen = banded
+    out.append((chosen, tile, window, out_len, in_len))
+  return tuple(out)
+
+
+def _cost(form: str, tile: int, window: int, out_len: int,
+          in_len: int) -> float:
+  """Multiply-adds per line of the other axis, weighted (`_form`)."""
+  if form == "dense":
+    return out_len * in_len
+  if form == "band":
+    return -(-out_len // tile) * tile * window * BAND_COST
+  return -(-in_len // tile) * tile * window * SPREAD_COST
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("method", "to_model", "form", "tile"))
+def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
+                   form: str | None = None, tile: int = TILE):
   masks = x.ndim == 4
   dtype = jnp.promote_types(x.dtype, jnp.float32)
   if masks:
     x = x[..., None]
-  if transform.per_frame:
+  per_frame = transform.per_frame
+  if per_frame:
     x = jnp.broadcast_to(x, transform.sizes.shape[:2] + x.shape[2:])
+  steps = plan(transform, method, to_model, x.shape[2:4], form, tile)
   region = (jnp.zeros_like(transform.sizes), transform.sizes)
   content = (transform.content[..., :2], transform.content[..., 2:])
 
-  def axis(k: int):
+  def params(k: int):
     (dst_start, dst_size), (src_start, src_size) = (
         (content, region) if to_model else (region, content))
-    out_len = size[k] if to_model else bucket
-    return filters.axis_weights(out_len, x.shape[2 + k], dst_start[..., k],
-                                dst_size[..., k], src_start[..., k],
-                                src_size[..., k], method, dtype)
+    chosen, tile, window, out_len, in_len = steps[k]
+    args = (dst_start[..., k], dst_size[..., k], src_start[..., k],
+            src_size[..., k], method, dtype)
+    if chosen == "dense":
+      return (filters.axis_weights(out_len, in_len, *args),)
+    if chosen == "band":
+      return filters.axis_band(out_len, in_len, tile, window, *args)
+    return filters.axis_spread(out_len, in_len, tile, window, *args)
 
-  out = _apply(x.astype(dtype), axis(0), axis(1))
+  # the cheaper axis first: the second pass then runs on fewer lines
+  c0, c1 = _cost(*steps[0]), _cost(*steps[1])
+  (_, _, _, o0, i0), (_, _, _, o1, i1) = steps
+  rows_first = c0 * i1 + c1 * o0 <= c1 * i0 + c0 * o1
+  order = (0, 1) if rows_first else (1, 0)
+
+  def crop(y, p0, p1):
+    for axis in order:
+      y = _pass(y, axis, steps[axis][0], (p0, p1)[axis], steps[axis][3])
+    return y
+
+  frames = jax.vmap(crop, in_axes=(0, 0 if per_frame else None,
+                                   0 if per_frame else None))
+  out = jax.vmap(frames)(x.astype(dtype), params(0), params(1))
   return jnp.clip(out[..., 0], 0, 1) if masks else out
 
 
