@@ -5,9 +5,13 @@ latent) while regions vary from face to face. `crop_segs(..., size=(h,
 w))` cuts each region into a bucket (`B x B`, region-aligned, zeros off the
 image) and resamples the region alone, at its traced size, to `h x w`;
 `resize_to_regions` resamples the model's output back to each region's own
-size in the bucket, ready for `make_packed_segs` and `paste`. Both are two
-matrix products per crop (`filters.axis_weights`): one compiled program
-whatever the regions, no branches, differentiable.
+size in the bucket, ready for `make_packed_segs` and `paste`. Each axis
+of each crop is resampled in the form its static shapes make cheapest
+(`plan`): tiles of the few taps each output needs (`filters.axis_band`
+to the model, `filters.axis_spread` back), or one dense matrix
+(`filters.axis_weights`) where the taps cover the axis. One compiled
+program whatever the regions (the taps' count is bounded by the bucket
+and the model's size, `max_stretch`), no branches, differentiable.
 
 Where a region lands in the model's input is a `CropTransform`:
 
@@ -320,7 +324,8 @@ def resize_to_model(x, transform: CropTransform, *, method: str | None = None):
   Args:
     x: `[S, F, B, B, C]` pixels or `[S, F, B, B]` masks, region-aligned
       (pixel `(u, v)` shows image pixel `(y1 + u, x1 + v)`; what lies past
-      the region's size is not read); floating or integer. `F` frames; for
+      the region's size is not read); pixels floating or integer (kept
+      at their value scale), masks floating in [0, 1]. `F` frames; for
       a per-frame transform `F` is `N` or 1 (used for every frame).
     transform: the `CropTransform` of `crop_segs(..., size=...)`.
     method: "linear", "cubic", "lanczos3" or "lanczos5"; default
@@ -333,7 +338,8 @@ def resize_to_model(x, transform: CropTransform, *, method: str | None = None):
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument, for a shape
-      that does not match the transform or an unknown method.
+      that does not match the transform, integer masks or an unknown
+      method.
   """
   return _resample(x, transform, method, True)
 
@@ -356,8 +362,9 @@ def resize_to_regions(x, transform: CropTransform, *,
 
   Args:
     x: `[S, F, h, w, C]` pixels (e.g. a model's output on
-      `ModelCrops.crops`) or `[S, F, h, w]` masks; floating or integer.
-      `F` frames; for a per-frame transform `F` is `N` or 1.
+      `ModelCrops.crops`) or `[S, F, h, w]` masks; pixels floating or
+      integer, masks floating in [0, 1]. `F` frames; for a per-frame
+      transform `F` is `N` or 1.
     transform: `ModelCrops.transform`.
     method: "linear", "cubic", "lanczos3" or "lanczos5"; default
       "lanczos3" for pixels (the Impact Pack's way back, Pillow's LANCZOS)
@@ -370,6 +377,7 @@ def resize_to_regions(x, transform: CropTransform, *,
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument, for a shape
-      that does not match the transform or an unknown method.
+      that does not match the transform, integer masks or an unknown
+      method.
   """
   return _resample(x, transform, method, False)
