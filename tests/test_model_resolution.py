@@ -703,6 +703,27 @@ def test_banded_form_equals_dense_form_and_the_reference(method, fit, size):
     np.testing.assert_allclose(band[s], want, rtol=0, atol=2e-5)
 
 
+def test_banded_form_with_per_frame_regions():
+  """`[S, N, 4]` regions (one transform per segment and frame), and a
+  model output given once for every frame: banded equals dense."""
+  rng = np.random.default_rng(63)
+  image = rng.random((N, H, W, C), dtype=np.float32)
+  regions = np.stack([_regions(rng, count=3, bucket=40) for _ in range(N)],
+                     axis=1)
+  regions[..., 2:] = np.minimum(regions[..., 2:], regions[..., :2] + B)
+  size = (80, 72)
+  cut = _np(crop_segs(image, regions, B, size=size, fit="contain"))
+  native = _np(crop_segs(image, regions, B)).crops
+  dense, band, forms = _forms(native, cut.transform, True, "lanczos3")
+  assert forms == ["band", "band"] and band.shape == (3, N) + size + (C,)
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  model_out = rng.random((3, 1) + size, dtype=np.float32)  # masks, F = 1
+  dense, band, forms = _forms(model_out, cut.transform, False, "linear")
+  assert forms == ["spread", "spread"] and band.shape == (3, N, B, B)
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  assert band.max() > 0.5
+
+
 def test_the_form_follows_the_sizes():
   """Dense where the window covers the axis or barely less; banded for
   W2's shapes (a 320 bucket to 512 and back); the window bounds the
