@@ -703,6 +703,7 @@ def test_banded_form_equals_dense_form_and_the_reference(method, fit, size):
     np.testing.assert_allclose(band[s], want, rtol=0, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_banded_form_with_per_frame_regions():
   """`[S, N, 4]` regions (one transform per segment and frame), and a
   model output given once for every frame: banded equals dense."""
