@@ -150,7 +150,6 @@ def max_stretch(bucket: int, size: tuple[int, int]) -> tuple[float, float]:
 TILE = 32
 BAND_COST = 3.0
 SPREAD_COST = 5.0
-FORMS = ("dense", "band", "spread")
 
 
 def _form(out_len: int, in_len: int, window: int, tile: int,
@@ -168,9 +167,12 @@ def _form(out_len: int, in_len: int, window: int, tile: int,
   for tiles of 32) the band pays from about 115 inputs and the spread
   from about 190 outputs; below that, and wherever the window covers the
   whole axis, the dense form stays. The same rule holds on GPUs and
-  TPUs: at full float32 precision their matrix units do not apply, and
-  the banded forms read and write about as many bytes as the dense one
-  for a fraction of its FLOPs (BENCHMARKS.md, the accelerator on paper).
+  TPUs, unmeasured: at full float32 precision their matrix units do not
+  apply, the banded forms do a tenth of the dense form's FLOPs at W2's
+  shapes, and the roofline puts the two level on an H100 even with the
+  bytes XLA:CPU counts for the gathered windows, the banded ahead where
+  a GPU's fusion keeps them in cache (BENCHMARKS.md, the accelerator on
+  paper).
   """
   if window >= (in_len if banded == "band" else out_len):
     return "dense"
