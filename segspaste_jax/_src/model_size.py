@@ -163,9 +163,9 @@ def _form(out_len: int, in_len: int, window: int, tile: int,
   small matrices after a gather of the windows (and, spread, a scatter
   that adds the tiles' parts into the output). On a CPU a banded
   multiply-add costs about `BAND_COST` (`SPREAD_COST`) dense ones
-  (BENCHMARKS.md), so with Lanczos 3 and no shrinking (a window of 38
-  for tiles of 32) the band pays from about 115 inputs and the spread
-  from about 190 outputs; below that, and wherever the window covers the
+  (BENCHMARKS.md), so with Lanczos 3 and no shrinking (windows of 38
+  for the band's tiles of 32, 22 for the spread's 16) the band pays from
+  about 115 inputs and the spread from about 110 outputs; below that, and wherever the window covers the
   whole axis, the dense form stays. The same rule holds on GPUs and
   TPUs, unmeasured: at full float32 precision their matrix units do not
   apply, the banded forms do a tenth of the dense form's FLOPs at W2's
