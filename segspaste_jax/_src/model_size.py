@@ -159,20 +159,19 @@ def _form(out_len: int, in_len: int, window: int, tile: int,
   its multiply-adds, weighted, are fewer.
 
   All three are matrix products: the dense form does `out_len * in_len`
-  multiply-adds per line, a banded one `tile * window` per tile, on
-  small matrices after a gather of the windows (and, spread, a scatter
-  that adds the tiles' parts into the output). On a CPU a banded
-  multiply-add costs about `BAND_COST` (`SPREAD_COST`) dense ones
-  (BENCHMARKS.md), so with Lanczos 3 and no shrinking (windows of 38
-  for the band's tiles of 32, 22 for the spread's 16) the band pays from
-  about 115 inputs and the spread from about 110 outputs; below that,
-  and wherever the window covers the whole axis, the dense form stays. The same rule holds on GPUs and
-  TPUs, unmeasured: at full float32 precision their matrix units do not
-  apply, the banded forms do a tenth of the dense form's FLOPs at W2's
-  shapes, and the roofline puts the two level on an H100 even with the
-  bytes XLA:CPU counts for the gathered windows, the banded ahead where
-  a GPU's fusion keeps them in cache (BENCHMARKS.md, the accelerator on
-  paper).
+  multiply-adds per line, a banded one `tile * window` per tile, on small
+  matrices after a gather of the windows (and, spread, a scatter that adds the
+  tiles' parts into the output). On a CPU a banded multiply-add costs about
+  `BAND_COST` (`SPREAD_COST`) dense ones (BENCHMARKS.md), so with Lanczos 3
+  and no shrinking (windows of 38 for the band's tiles of 32, 22 for the
+  spread's 16) the band pays from about 115 inputs and the spread from about
+  110 outputs; below that, and wherever the window covers the whole axis, the
+  dense form stays. The same rule holds on GPUs and TPUs, unmeasured: at full
+  float32 precision their matrix units do not apply, the banded forms do a
+  tenth of the dense form's FLOPs at W2's shapes, and the roofline puts the
+  two level on an H100 even with the bytes XLA:CPU counts for the gathered
+  windows, the banded ahead where a GPU's fusion keeps them in cache
+  (BENCHMARKS.md, the accelerator on paper).
   """
   if window >= (in_len if banded == "band" else out_len):
     return "dense"
