@@ -33,9 +33,15 @@ echo "benchmark exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
 timeout "${COMPILE_S:-90}" $PY -m benchmarks.compile_time --runs 1 \
   2>&1 | tee "$OUT/compile.txt"
 
-# the detailer at the model's resolution: W2 to 512 x 512 and back
-timeout "${ROUND_S:-90}" $PY -m benchmarks.round_trip --repeats 5 \
+# the detailer at the model's resolution: W2 to 512 x 512 and back, in the
+# form crop_segs picks and in the dense form (no OpenCV peer on the device)
+timeout "${ROUND_S:-120}" $PY -m benchmarks.round_trip --repeats 5 \
   2>&1 | tee "$OUT/round_trip.txt"
+
+# the same programs on paper (XLA's FLOPs and bytes, compiled for this GPU,
+# against the H100 roofline), to set beside the timings above
+timeout "${ROOF_S:-120}" $PY -m benchmarks.roofline --json "$OUT/roofline.json" \
+  2>&1 | tee "$OUT/roofline.txt"
 
 timeout "${TEST_S:-200}" $PY -m pytest -q -x -n "${TEST_PROCS:-8}" \
   -p no:cacheprovider --durations=10 \

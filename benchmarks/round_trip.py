@@ -12,12 +12,19 @@ resampling on the same bucket windows, for scale. Every row is its own
 program: the first call (trace, compile, run) and the median of the warm
 calls, on device-resident inputs, `block_until_ready` included.
 
+The two resamplings are also timed in their dense matrix form (every
+output reading the whole bucket row, what 0.4.0 did everywhere) beside
+the form `crop_segs` and `resize_to_regions` pick (banded where it pays,
+see `segspaste_jax._src.model_size._form`), in the same run.
+
 The peer (with opencv-python-headless installed, on the host): what a
-capable user writes by hand for the same two resamplings, a crop at a time
-on all of OpenCV's threads: `cv2.resize` of each region of each frame to
-its content box (Lanczos 4, the quality choice for enlarging) and back to
-the region's size (`INTER_AREA`, OpenCV's antialiased choice for
-shrinking).
+capable user writes by hand for the same round trip, a crop at a time on
+all of OpenCV's threads: the region sliced out of each frame, `cv2.resize`
+to its content box (Lanczos 4, the quality choice for enlarging) and back
+to the region's size (`INTER_AREA`, OpenCV's antialiased choice for
+shrinking), then pasted with the feathered masks by the project's OpenCV
+peer (`benchmarks.opencv_peer`, blending in place); the resamplings alone
+are a row of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import numpy as np
 
 import segspaste_jax
 from benchmarks.workloads import WORKLOADS, make_workload
+from segspaste_jax._src import model_size
 
 
 def _inputs(bucket: int):
@@ -42,7 +50,7 @@ def _inputs(bucket: int):
   for k, seg in enumerate(segs[1]):
     h, w = seg.cropped_mask.shape
     masks[k, :h, :w] = seg.cropped_mask
-  return image, regions, masks
+  return image, regions, masks, segs
 
 
 def _time(fn, args, repeats: int):
@@ -65,7 +73,7 @@ def main(argv=None) -> int:
   size = (args.size, args.size)
   feather = WORKLOADS["W2"][0]
   bucket = 320  # W2's largest region side
-  image, regions, masks = _inputs(bucket)
+  image, regions, masks, segs = _inputs(bucket)
   image, regions, masks = jax.device_put((image, regions, masks))
   jax.block_until_ready((image, regions, masks))
 
@@ -100,11 +108,21 @@ def main(argv=None) -> int:
 
     return jax.vmap(one)(crops, scale, shift)
 
+  def dense(x, transform, to_model):
+    return model_size._resample_core(  # pylint: disable=protected-access
+        x, transform, method="lanczos3", to_model=to_model, form="dense")
+
   rows = [
       ("crop_segs(size=...) (cut + resample)", jax.jit(to_model),
        (image, regions)),
+      ("  its resampling alone", jax.jit(segspaste_jax.resize_to_model),
+       (native.crops, cut.transform)),
+      ("  its resampling alone, dense form", jax.jit(
+          lambda x, t: dense(x, t, True)), (native.crops, cut.transform)),
       ("resize_to_regions", jax.jit(segspaste_jax.resize_to_regions),
        (cut.crops, cut.transform)),
+      ("resize_to_regions, dense form", jax.jit(
+          lambda x, t: dense(x, t, False)), (cut.crops, cut.transform)),
       ("make_packed_segs + paste, native crops", jax.jit(paste_native),
        (image, regions, masks, native.crops)),
       ("whole round trip, one jax.jit", jax.jit(chain),
@@ -118,39 +136,57 @@ def main(argv=None) -> int:
         f"({jax.devices()[0].device_kind}); warm: median of {args.repeats}")
   print(f"| {'step':<46} | first call (s) | warm (s) |")
   print(f"|{'-' * 48}|----------------|----------|")
+  peers = _opencv_peer(np.asarray(image), segs, feather,
+                       np.asarray(cut.transform.content))
+  if peers is not None:
+    rows += [("OpenCV peer: both resamplings, crop by crop", peers[0], ()),
+             ("OpenCV peer: the whole round trip", peers[1], ())]
+  times = {}
   for name, fn, fn_args in rows:
-    first, warm = _time(fn, fn_args, args.repeats)
+    times[name] = _time(fn, fn_args, args.repeats)
+    first, warm = times[name]
     print(f"| {name:<46} | {first:14.2f} | {warm:8.3f} |", flush=True)
-  peer = _opencv_peer(np.asarray(image), np.asarray(regions),
-                      np.asarray(cut.transform.content))
-  if peer is not None:
-    first, warm = _time(peer, (), args.repeats)
-    name = "OpenCV peer: both resamplings, crop by crop"
-    print(f"| {name:<46} | {first:14.2f} | {warm:8.3f} |", flush=True)
+  if peers is not None:
+    ours = times["whole round trip, one jax.jit"][1]
+    theirs = times["OpenCV peer: the whole round trip"][1]
+    print(f"whole round trip: ours / OpenCV peer = {ours / theirs:.2f}")
   return 0
 
 
-def _opencv_peer(image, regions, content):
-  """The two resamplings by hand with OpenCV (see the module docstring), or
-  None without OpenCV. Regions are inside the image (W2's are)."""
+def _opencv_peer(image, segs, feather, content):
+  """`(both resamplings, the whole round trip)` by hand with OpenCV (see
+  the module docstring), or None without OpenCV. W2's regions are inside
+  the image."""
   try:
     import cv2  # pylint: disable=import-outside-toplevel
+    from benchmarks.opencv_peer import (  # pylint: disable=import-outside-toplevel
+        peer_segs_paste)
   except ImportError:
     return None
   cv2.setNumThreads(os.cpu_count())
+  size, seg_list = segs
 
-  def run():
+  def resample():
     out = []
-    for s, (x1, y1, x2, y2) in enumerate(regions):
-      top, left, ch, cw = content[s]
+    for s, seg in enumerate(seg_list):
+      x1, y1, x2, y2 = seg.crop_region
+      _, _, ch, cw = content[s]
+      frames = []
       for frame in image:
         up = cv2.resize(frame[y1:y2, x1:x2], (int(cw), int(ch)),
                         interpolation=cv2.INTER_LANCZOS4)
-        out.append(cv2.resize(up, (int(x2 - x1), int(y2 - y1)),
-                              interpolation=cv2.INTER_AREA))
+        frames.append(cv2.resize(up, (int(x2 - x1), int(y2 - y1)),
+                                 interpolation=cv2.INTER_AREA))
+      out.append(np.stack(frames))
     return out
 
-  return run
+  def round_trip():
+    crops = resample()
+    refined = [seg._replace(cropped_image=crop)
+               for seg, crop in zip(seg_list, crops)]
+    return peer_segs_paste(image, (size, refined), feather)
+
+  return resample, round_trip
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from jax import lax
 from PIL import Image
 
 from helpers import random_regions
+from segspaste_jax._src import model_size
 from segspaste_jax import (SEG, CropTransform, ModelCrops, PackedSegs,
                            crop_segs, make_packed_segs, paste,
                            resize_to_model, resize_to_regions, segs_paste)
@@ -653,3 +654,198 @@ def test_model_size_functions_reject_bad_arguments(fn, args, kwargs, error,
                                                    match):
   with pytest.raises(error, match=match):
     fn(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Banded resampling: tiles of a few taps instead of whole-axis matrices
+
+def _forms(x, transform, to_model, method, tile=8):
+  """The dense and the banded (tiles of `tile`) forms of one resampling,
+  and the banded plan (which must not fall back to dense)."""
+  side = x.shape[2:4]
+  core = model_size._resample_core
+  dense = core(x, transform, method=method, to_model=to_model, form="dense")
+  band = core(x, transform, method=method, to_model=to_model, form="band",
+              tile=tile)
+  steps = model_size.plan(transform, method, to_model, side, "band", tile)
+  return np.asarray(dense), np.asarray(band), [s[0] for s in steps]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, fit, size", [
+    ("lanczos3", "contain", (80, 72)), ("cubic", "stretch", (24, 20))])
+def test_banded_form_equals_dense_form_and_the_reference(method, fit, size):
+  """Random regions (inside, across the edges, empty), up and down: the
+  banded forms within 1e-6 of the dense one and within 2e-5 of the
+  float64 resampler."""
+  rng = np.random.default_rng(60)
+  image = rng.random((N, H, W, C), dtype=np.float32)
+  regions = _regions(rng, count=6, bucket=40)
+  regions[..., 2:] = np.minimum(regions[..., 2:], regions[..., :2] + B)
+  cut = _np(crop_segs(image, regions, B, size=size, fit=fit))
+  native = _np(crop_segs(image, regions, B)).crops
+  dense, band, forms = _forms(native, cut.transform, True, method)
+  assert forms == ["band", "band"], forms
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  want, _ = ref_to_model(image, regions, size, fit, method)
+  np.testing.assert_allclose(band, want, rtol=0, atol=2e-5)
+  model_out = rng.random((6, N) + size + (C,), dtype=np.float32)
+  dense, band, forms = _forms(model_out, cut.transform, False, method)
+  assert forms == ["spread", "spread"], forms
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  for s in range(6):
+    h, w = cut.transform.sizes[s]
+    top, left, ch, cw = cut.transform.content[s]
+    want = np.zeros((N, B, B, C))
+    if h and w:
+      want[:, :h, :w] = ref_resize(
+          model_out[s, :, top:top + ch, left:left + cw], h, w, method)
+    np.testing.assert_allclose(band[s], want, rtol=0, atol=2e-5)
+
+
+@pytest.mark.slow
+def test_banded_form_with_per_frame_regions():
+  """`[S, N, 4]` regions (one transform per segment and frame), and a
+  model output given once for every frame: banded equals dense."""
+  rng = np.random.default_rng(63)
+  image = rng.random((N, H, W, C), dtype=np.float32)
+  regions = np.stack([_regions(rng, count=3, bucket=40) for _ in range(N)],
+                     axis=1)
+  regions[..., 2:] = np.minimum(regions[..., 2:], regions[..., :2] + B)
+  size = (80, 72)
+  cut = _np(crop_segs(image, regions, B, size=size, fit="contain"))
+  native = _np(crop_segs(image, regions, B)).crops
+  dense, band, forms = _forms(native, cut.transform, True, "lanczos3")
+  assert forms == ["band", "band"] and band.shape == (3, N) + size + (C,)
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  model_out = rng.random((3, 1) + size, dtype=np.float32)  # masks, F = 1
+  dense, band, forms = _forms(model_out, cut.transform, False, "linear")
+  assert forms == ["spread", "spread"] and band.shape == (3, N, B, B)
+  np.testing.assert_allclose(band, dense, rtol=0, atol=1e-6)
+  assert band.max() > 0.5
+
+
+def test_the_form_follows_the_sizes():
+  """Dense where the window covers the axis or barely less; banded for
+  W2's shapes (a 320 bucket to 512 and back); the window bounds the
+  stretch of every region (a thin region in a contain fit included)."""
+  t = model_size.make_transform(jnp.zeros((1, 2), jnp.int32), 320,
+                                (512, 512), "contain")
+  assert [s[0] for s in model_size.plan(t, "lanczos3", True,
+                                        (320, 320))] == ["band", "band"]
+  assert [s[0] for s in model_size.plan(t, "lanczos3", False,
+                                        (512, 512))] == ["spread", "spread"]
+  t = _np(crop_segs(_IM, _RG, B, size=SIZE).transform)
+  assert [s[0] for s in model_size.plan(t, "lanczos3", True, (B, B))] == [
+      "dense", "dense"]
+  # the largest stretch, by brute force over every region the bucket holds
+  for bucket, size in ((20, (7, 5)), (16, (40, 3)), (12, (12, 12))):
+    worst = [1.0, 1.0]
+    for eh in range(1, bucket + 1):
+      for ew in range(1, bucket + 1):
+        for fit in ("stretch", "contain"):
+          _, _, ch, cw = ref_content(eh, ew, size, fit)
+          worst = [max(worst[0], eh / ch), max(worst[1], ew / cw)]
+    bound = model_size.max_stretch(bucket, size)
+    assert all(b >= w for b, w in zip(bound, worst)), (bound, worst)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", [500, 1000])
+def test_scale_1_passes_through_bit_for_bit_at_any_size(side):
+  """A region of the model's size, one frame of noise: crop -> model size
+  -> back is the identity bit for bit, in the form the size picks and in
+  the dense form (tap offsets counted in integers, not divided)."""
+  rng = np.random.default_rng(side)
+  h, w = side, side - 7
+  image = rng.random((1, h + 6, w + 4, 1), dtype=np.float32)
+  regions = np.array([[3, 2, 3 + w, 2 + h]], np.int32)
+  cut = _np(crop_segs(image, regions, side, size=(h, w)))
+  want = image[:, 2:2 + h, 3:3 + w]
+  np.testing.assert_array_equal(cut.crops[0], want)
+  np.testing.assert_array_equal(cut.transform.scales, [[1, 1]])
+  back = np.asarray(resize_to_regions(cut.crops, cut.transform))
+  np.testing.assert_array_equal(back[0, :, :h, :w], want)
+  if side == 500:
+    native = _np(crop_segs(image, regions, side)).crops
+    dense, _, _ = _forms(native, cut.transform, True, "lanczos3")
+    np.testing.assert_array_equal(dense[0], want)
+
+
+def test_regions_larger_than_the_bucket_are_refused_on_the_way_to_a_model():
+  """Concrete regions: a clear error naming the segment (and frame); the
+  plain cut still takes them (cut to B x B, as documented)."""
+  image = np.zeros((N, H, W, C), np.float32)
+  regions = np.array([[0, 0, 10, 10], [2, 3, 2 + B + 1, 13]], np.int32)
+  with pytest.raises(ValueError, match=r"^regions\[1\]: a 10 x 49 region "
+                     "does not fit bucket_size 48"):
+    crop_segs(image, regions, B, size=SIZE)
+  per_frame = np.stack([regions[:1], regions[1:]], axis=1)  # [1, N, 4]
+  per_frame = np.concatenate([per_frame, per_frame])
+  with pytest.raises(ValueError, match=r"^regions\[0, 1\]: a 10 x 49"):
+    crop_segs(image, per_frame, B, size=SIZE)
+  assert crop_segs(image, regions, B).crops.shape == (2, N, B, B, C)
+  ok = regions.copy()
+  ok[1, 2] = 2 + B  # exactly the bucket: accepted
+  assert crop_segs(image, ok, B, size=SIZE).crops.shape == (2, N) + SIZE + (C,)
+
+
+@pytest.mark.parametrize("fn", [resize_to_regions, resize_to_model])
+def test_integer_masks_are_refused(fn):
+  """A uint8 mask of 128 would saturate to 1.0: refused, naming the
+  conversion; integer pixels keep their value scale."""
+  side = SIZE if fn is resize_to_regions else (B, B)
+  masks = np.full((3, N) + side, 128, np.uint8)
+  with pytest.raises(TypeError, match=r"^x: masks .* must be floating.*"
+                     r"got dtype uint8 \(convert 8-bit masks with x / 255"):
+    fn(masks, _T)
+  with pytest.raises(TypeError, match="got dtype int32"):
+    fn(masks.astype(np.int32), _T)
+  regions = np.array([[0, 0, 10, 12]] * 3, np.int32)
+  transform = crop_segs(_IM, regions, B, size=SIZE).transform
+  pixels = np.full((3, N) + side + (C,), 128, np.uint8)
+  got = np.asarray(fn(pixels, transform))
+  np.testing.assert_allclose(got.max(), 128, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(fn(masks / 255, transform)).max(),
+                             128 / 255, rtol=1e-6)
+
+
+def test_banded_program_compiles_once_for_many_layouts(compile_counter):
+  rng = np.random.default_rng(62)
+  image = rng.random((1, H, W, C), dtype=np.float32)
+  fresh = jax.jit(lambda x, r: model_size._resample_core(
+      crop_segs(x, r, B).crops, crop_segs(x, r, B, size=(80, 72)).transform,
+      method="lanczos3", to_model=True, form="band", tile=8))
+  compile_counter.clear()
+  outs = []
+  for _ in range(8):
+    regions = _regions(rng, count=4, bucket=40)
+    outs.append(np.asarray(fresh(image, regions)).tobytes())
+  assert len(compile_counter) == 1
+  assert len(set(outs)) == 8
+
+
+def test_banded_round_trip_lowers_to_straight_line_code():
+  """W2's form (band in, spread back) exported for CUDA: gathers, scatters
+  and matrix products at full precision, no loop or branch."""
+  b, size = 128, (256, 256)
+
+  def chain(image, regions, masks):
+    cut = crop_segs(image, regions, b, size=size, fit="contain")
+    back = resize_to_regions(cut.crops, cut.transform)
+    return paste(image, make_packed_segs(regions, masks, back), feather=5)
+
+  steps = model_size.plan(
+      model_size.make_transform(jnp.zeros((1, 2), jnp.int32), b, size,
+                                "contain"), "lanczos3", True, (b, b))
+  assert [s[0] for s in steps] == ["band", "band"]
+  spec = (jax.ShapeDtypeStruct((1, 160, 160, 3), jnp.float32),
+          jax.ShapeDtypeStruct((2, 4), jnp.int32),
+          jax.ShapeDtypeStruct((2, b, b), jnp.float32))
+  text = jax.export.export(jax.jit(chain), platforms=["cuda"])(
+      *spec).mlir_module()
+  for op in ("stablehlo.while", "stablehlo.case", "stablehlo.if"):
+    assert op not in text, op
+  assert "stablehlo.gather" in text
+  dots = re.findall(r"stablehlo\.dot_general.*", text)
+  assert dots and all("HIGHEST" in d for d in dots)

@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from segspaste_jax._src import model_size, trace_checks
@@ -147,6 +148,27 @@ def _model_core(image, regions, bucket: int, size, fit: str,
   return model_size.ModelCrops(crops, transform)
 
 
+def _check_fits_bucket(regions, bucket: int) -> None:
+  """On the way to a model, a region larger than the bucket would be cut to
+  its top-left `B x B` and that part alone scaled and fitted: a picture
+  the caller did not ask for. Refused where the regions are known (not
+  traced: inside a caller's `jit` nothing can be read without a host
+  round trip, and the docs say so)."""
+  if isinstance(regions, jax.core.Tracer):
+    return
+  r = np.asarray(regions, np.int64)
+  sides = np.stack([r[..., 3] - r[..., 1], r[..., 2] - r[..., 0]], axis=-1)
+  over = np.argwhere((sides > bucket).any(axis=-1))
+  if over.size:
+    where = tuple(int(v) for v in over[0])
+    at = f"[{where[0]}]" if len(where) == 1 else f"[{where[0]}, {where[1]}]"
+    h, w = (int(v) for v in sides[where])
+    raise ValueError(
+        f"regions{at}: a {h} x {w} region does not fit bucket_size {bucket} "
+        "(with size=..., the whole region must reach the model): use a "
+        "bucket_size of at least the largest region side")
+
+
 def crop_segs(image, regions, bucket_size: int, *, size=None,
               fit: str = "stretch", method: str = "lanczos3"):
   """Cuts every segment's crop region out of every frame (jit-compiled).
@@ -173,7 +195,10 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
       (`x2 <= x1` or `y2 <= y1`) gives an all-zero crop of size 0. Or
       `[S, N, 4]`: one region per segment and frame.
     bucket_size: static Python int `B` >= 1, the crops' side. A region
-      larger than `B` is cut to its top-left `B x B`.
+      larger than `B` is cut to its top-left `B x B`; with `size`, such a
+      region is refused (`ValueError`) where the regions are concrete,
+      and cut the same way, its scale and fit computed from the cut,
+      where they are traced (inside a caller's `jit`).
     size: optional static `(h, w)`, the model's resolution: return
       `ModelCrops` instead of `SegCrops`.
     fit: with `size`, static: "stretch" (the region fills `h x w`, each
@@ -192,7 +217,8 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
     TypeError, ValueError: at trace time, naming the argument, for a wrong
       rank or dtype (non-integer regions, a non-numeric image), per-frame
       regions whose N is not the image's, a bad `bucket_size`, `size`,
-      `fit` or `method`, or `fit`/`method` without `size`.
+      `fit` or `method`, or `fit`/`method` without `size`; with `size`,
+      a concrete region larger than the bucket, naming its index.
   """
   bucket = trace_checks.bucket(bucket_size)
   image = trace_checks.image(image)
@@ -208,6 +234,7 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
                          f"{value!r} without it")
     return _crop_core(image, regions, bucket)
   size = trace_checks.model_size(size, bucket)
+  _check_fits_bucket(regions, bucket)
   fit = trace_checks.choice(fit, "fit", model_size.FITS)
   method = trace_checks.method(method, masks=False)
   return _model_core(image, regions, bucket, size, fit, method)

@@ -5,9 +5,13 @@ latent) while regions vary from face to face. `crop_segs(..., size=(h,
 w))` cuts each region into a bucket (`B x B`, region-aligned, zeros off the
 image) and resamples the region alone, at its traced size, to `h x w`;
 `resize_to_regions` resamples the model's output back to each region's own
-size in the bucket, ready for `make_packed_segs` and `paste`. Both are two
-matrix products per crop (`filters.axis_weights`): one compiled program
-whatever the regions, no branches, differentiable.
+size in the bucket, ready for `make_packed_segs` and `paste`. Each axis
+of each crop is resampled in the form its static shapes make cheapest
+(`plan`): tiles of the few taps each output needs (`filters.axis_band`
+to the model, `filters.axis_spread` back), or one dense matrix
+(`filters.axis_weights`) where the taps cover the axis. One compiled
+program whatever the regions (the taps' count is bounded by the bucket
+and the model's size, `max_stretch`), no branches, differentiable.
 
 Where a region lands in the model's input is a `CropTransform`:
 
@@ -32,6 +36,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from segspaste_jax._src import filters
@@ -120,21 +125,111 @@ def make_transform(extent, bucket: int, size: tuple[int, int],
                        bucket=bucket, size=(mh, mw))
 
 
-def _apply(x, rows, cols):
-  """`out[s, f, u, v, c] = sum_jl rows[s, (f,) u, j] x[s, f, j, l, c]
-  cols[s, (f,) v, l]`, the cheaper axis first, at full precision."""
-  f = "f" if rows.ndim == 4 else ""
-  u, j = rows.shape[-2:]
-  v, k = cols.shape[-2:]
+def max_stretch(bucket: int, size: tuple[int, int]) -> tuple[float, float]:
+  """Per axis, the largest `region side / content side` of any transform
+  `make_transform` makes for a bucket `B` and model size `(h, w)`, either
+  fit (static: it sizes the banded resampling's taps).
+
+  The content side is the model's side (stretch, or the limiting axis of
+  contain) or, on contain's other axis, `round(e * m_o / e_o)` clipped to
+  `[1, m]`, which falls as the other side `e_o` grows: at `e_o = B` it is
+  smallest. So `e / clip(round(e * m_o / B), 1, m)` over `e = 1 .. B`
+  bounds both fits.
+  """
+  e = np.arange(1, bucket + 1, dtype=np.int64)
+  bounds = []
+  for k in (0, 1):
+    m, other = size[k], size[1 - k]
+    low = np.clip((2 * e * other + bucket) // (2 * bucket), 1, m)
+    bounds.append(float(np.max(e / low)))
+  return bounds[0], bounds[1]
+
+
+# The banded forms' tiles, and what one of their multiply-adds costs
+# against one of the dense form's (measured on a CPU: see `_form`).
+TILE = {"band": 32, "spread": 16}
+BAND_COST = 3.0
+SPREAD_COST = 5.0
+
+
+def _form(out_len: int, in_len: int, window: int, tile: int,
+          banded: str) -> str:
+  """"dense", or `banded` ("band": tiles of outputs gathering windows of
+  inputs; "spread": tiles of inputs added into windows of outputs) where
+  its multiply-adds, weighted, are fewer.
+
+  All three are matrix products: the dense form does `out_len * in_len`
+  multiply-adds per line, a banded one `tile * window` per tile, on small
+  matrices after a gather of the windows (and, spread, a scatter that adds the
+  tiles' parts into the output). On a CPU a banded multiply-add costs about
+  `BAND_COST` (`SPREAD_COST`) dense ones (BENCHMARKS.md), so with Lanczos 3
+  and no shrinking (windows of 38 for the band's tiles of 32, 22 for the
+  spread's 16) the band pays from about 115 inputs and the spread from about
+  110 outputs; below that, and wherever the window covers the whole axis, the
+  dense form stays. The same rule holds on GPUs and TPUs, unmeasured: at full
+  float32 precision their matrix units do not apply, the banded forms do a
+  tenth of the dense form's FLOPs at W2's shapes, and the roofline puts the
+  two level on an H100 even with the bytes XLA:CPU counts for the gathered
+  windows, the banded ahead where a GPU's fusion keeps them in cache
+  (BENCHMARKS.md, the accelerator on paper).
+  """
+  if window >= (in_len if banded == "band" else out_len):
+    return "dense"
+  dense = _cost("dense", tile, window, out_len, in_len)
+  return banded if _cost(banded, tile, window, out_len, in_len) < dense else (
+      "dense")
+
+
+def _along(x, axis: int, fn):
+  """`fn` on `x` with `axis` moved to the front, moved back after."""
+  return jnp.moveaxis(fn(jnp.moveaxis(x, axis, 0)), 0, axis)
+
+
+def _pass(x, axis: int, form: str, params, out_len: int):
+  """One axis (0 or 1) of one crop `[L0, L1, C]` in the given form."""
   hi = lax.Precision.HIGHEST
-  if u * j * k + u * k * v <= v * k * j + v * j * u:
-    y = jnp.einsum(f"s{f}uj,sfjlc->sfulc", rows, x, precision=hi)
-    return jnp.einsum(f"s{f}vl,sfulc->sfuvc", cols, y, precision=hi)
-  y = jnp.einsum(f"s{f}vl,sfjlc->sfjvc", cols, x, precision=hi)
-  return jnp.einsum(f"s{f}uj,sfjvc->sfuvc", rows, y, precision=hi)
+  if form == "dense":
+    (matrix,) = params
+    return _along(x, axis, lambda y: jnp.tensordot(matrix, y, axes=1,
+                                                   precision=hi))
+  if form == "band":
+    # small matrix products, one per tile: [tile, window] by the window
+    start, weights = params
+    tiles, tile, window = weights.shape
+    rows = start[:, None] + jnp.arange(window, dtype=jnp.int32)
+    if axis == 0:
+      out = jnp.einsum("iuw,iwlc->iulc", weights, x[rows], precision=hi)
+      return out.reshape((tiles * tile,) + x.shape[1:])[:out_len]
+    out = jnp.einsum("iuw,liwc->liuc", weights, x[:, rows], precision=hi)
+    return out.reshape((x.shape[0], tiles * tile, x.shape[2]))[:, :out_len]
+  # part[tile i, w] = sum_u weights[i, w, u] x[i * tile + u]: the tile's
+  # terms unrolled (static) into one fused multiply-add, which XLA:CPU runs
+  # faster here than small batched products; then added into the outputs
+  # at each tile's window
+  start, weights, total = params
+  tiles, window, tile = weights.shape
+  rows = start[:, None] + jnp.arange(window, dtype=jnp.int32)
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, tiles * tile - x.shape[axis])
+  x = jnp.pad(x, pad)
+  if axis == 0:
+    g = x.reshape((tiles, tile) + x.shape[1:])
+    part = sum(weights[:, :, u, None, None] * g[:, u, None]
+               for u in range(tile))
+    out = jnp.zeros((out_len,) + x.shape[1:], x.dtype).at[rows].add(part)
+    scale = total[:, None, None]
+  else:
+    g = x.reshape((x.shape[0], tiles, tile, x.shape[2]))
+    part = sum(weights[None, :, :, u, None] * g[:, :, u, None]
+               for u in range(tile))
+    out = jnp.zeros((x.shape[0], out_len, x.shape[2]), x.dtype).at[
+        :, rows].add(part)
+    scale = total[None, :, None]
+  return jnp.where(scale != 0, out / jnp.where(scale != 0, scale, 1), 0)
 
 
-def _resample(x, transform: CropTransform, method, to_model: bool):
+def _resample(x, transform: CropTransform, method, to_model: bool,
+              form: str | None = None):
   """Both directions; `x` is checked against the transform here."""
   if not isinstance(transform, CropTransform):
     raise TypeError("transform: expected a CropTransform (what crop_segs("
@@ -143,30 +238,86 @@ def _resample(x, transform: CropTransform, method, to_model: bool):
   side = ((transform.bucket,) * 2) if to_model else transform.size
   x, masks = checks.resample_input(x, "x", transform.sizes.shape, side)
   method = checks.method(method, masks)
-  return _resample_core(x, transform, method=method, to_model=to_model)
+  return _resample_core(x, transform, method=method, to_model=to_model,
+                        form=form)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "to_model"))
-def _resample_core(x, transform: CropTransform, method: str, to_model: bool):
+def plan(transform: CropTransform, method: str, to_model: bool,
+         in_side: tuple[int, int], form: str | None = None,
+         tile: int | None = None):
+  """Per axis `(form, taps, out_len, in_len)`: the static plan of a
+  resampling; `form` forces "dense" or the banded form for tests."""
   bucket, size = transform.bucket, transform.size
+  stretch = max_stretch(bucket, size)
+  out = []
+  for k in (0, 1):
+    out_len = size[k] if to_model else bucket
+    in_len = in_side[k]
+    taps = filters.band_taps(method, stretch[k])
+    banded = "band" if to_model else "spread"
+    tile = min(tile or TILE[banded], in_len if banded == "spread" else out_len)
+    window = filters.tile_window(taps, tile, stretch[k])
+    if form is None:
+      chosen = _form(out_len, in_len, window, tile, banded)
+    elif form == "dense" or window > (in_len if to_model else out_len):
+      chosen = "dense"
+    else:
+      chosen = banded
+    out.append((chosen, tile, window, out_len, in_len))
+  return tuple(out)
+
+
+def _cost(form: str, tile: int, window: int, out_len: int,
+          in_len: int) -> float:
+  """Multiply-adds per line of the other axis, weighted (`_form`)."""
+  if form == "dense":
+    return out_len * in_len
+  if form == "band":
+    return -(-out_len // tile) * tile * window * BAND_COST
+  return -(-in_len // tile) * tile * window * SPREAD_COST
+
+
+@functools.partial(jax.jit,
+                   static_argnames=("method", "to_model", "form", "tile"))
+def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
+                   form: str | None = None, tile: int | None = None):
   masks = x.ndim == 4
   dtype = jnp.promote_types(x.dtype, jnp.float32)
   if masks:
     x = x[..., None]
-  if transform.per_frame:
+  per_frame = transform.per_frame
+  if per_frame:
     x = jnp.broadcast_to(x, transform.sizes.shape[:2] + x.shape[2:])
+  steps = plan(transform, method, to_model, x.shape[2:4], form, tile)
   region = (jnp.zeros_like(transform.sizes), transform.sizes)
   content = (transform.content[..., :2], transform.content[..., 2:])
 
-  def axis(k: int):
+  def params(k: int):
     (dst_start, dst_size), (src_start, src_size) = (
         (content, region) if to_model else (region, content))
-    out_len = size[k] if to_model else bucket
-    return filters.axis_weights(out_len, x.shape[2 + k], dst_start[..., k],
-                                dst_size[..., k], src_start[..., k],
-                                src_size[..., k], method, dtype)
+    chosen, tile, window, out_len, in_len = steps[k]
+    args = (dst_start[..., k], dst_size[..., k], src_start[..., k],
+            src_size[..., k], method, dtype)
+    if chosen == "dense":
+      return (filters.axis_weights(out_len, in_len, *args),)
+    if chosen == "band":
+      return filters.axis_band(out_len, in_len, tile, window, *args)
+    return filters.axis_spread(out_len, in_len, tile, window, *args)
 
-  out = _apply(x.astype(dtype), axis(0), axis(1))
+  # the cheaper axis first: the second pass then runs on fewer lines
+  c0, c1 = _cost(*steps[0]), _cost(*steps[1])
+  (_, _, _, o0, i0), (_, _, _, o1, i1) = steps
+  rows_first = c0 * i1 + c1 * o0 <= c1 * i0 + c0 * o1
+  order = (0, 1) if rows_first else (1, 0)
+
+  def crop(y, p0, p1):
+    for axis in order:
+      y = _pass(y, axis, steps[axis][0], (p0, p1)[axis], steps[axis][3])
+    return y
+
+  frames = jax.vmap(crop, in_axes=(0, 0 if per_frame else None,
+                                   0 if per_frame else None))
+  out = jax.vmap(frames)(x.astype(dtype), params(0), params(1))
   return jnp.clip(out[..., 0], 0, 1) if masks else out
 
 
@@ -180,7 +331,8 @@ def resize_to_model(x, transform: CropTransform, *, method: str | None = None):
   Args:
     x: `[S, F, B, B, C]` pixels or `[S, F, B, B]` masks, region-aligned
       (pixel `(u, v)` shows image pixel `(y1 + u, x1 + v)`; what lies past
-      the region's size is not read); floating or integer. `F` frames; for
+      the region's size is not read); pixels floating or integer (kept
+      at their value scale), masks floating in [0, 1]. `F` frames; for
       a per-frame transform `F` is `N` or 1 (used for every frame).
     transform: the `CropTransform` of `crop_segs(..., size=...)`.
     method: "linear", "cubic", "lanczos3" or "lanczos5"; default
@@ -193,7 +345,8 @@ def resize_to_model(x, transform: CropTransform, *, method: str | None = None):
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument, for a shape
-      that does not match the transform or an unknown method.
+      that does not match the transform, integer masks or an unknown
+      method.
   """
   return _resample(x, transform, method, True)
 
@@ -216,8 +369,9 @@ def resize_to_regions(x, transform: CropTransform, *,
 
   Args:
     x: `[S, F, h, w, C]` pixels (e.g. a model's output on
-      `ModelCrops.crops`) or `[S, F, h, w]` masks; floating or integer.
-      `F` frames; for a per-frame transform `F` is `N` or 1.
+      `ModelCrops.crops`) or `[S, F, h, w]` masks; pixels floating or
+      integer, masks floating in [0, 1]. `F` frames; for a per-frame
+      transform `F` is `N` or 1.
     transform: `ModelCrops.transform`.
     method: "linear", "cubic", "lanczos3" or "lanczos5"; default
       "lanczos3" for pixels (the Impact Pack's way back, Pillow's LANCZOS)
@@ -230,6 +384,7 @@ def resize_to_regions(x, transform: CropTransform, *,
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument, for a shape
-      that does not match the transform or an unknown method.
+      that does not match the transform, integer masks or an unknown
+      method.
   """
   return _resample(x, transform, method, False)

@@ -251,10 +251,12 @@ def model_size(value, bucket_side: int) -> tuple[int, int]:
                      "shape)") for v in value)
   if h < 1 or w < 1:
     raise ValueError(f"size: expected (h, w) >= 1, got {(h, w)}")
-  # `model_size.make_transform` rounds in int32: 2 * B * side must fit
-  if 2 * bucket_side * max(h, w) + bucket_side >= 1 << 31:
+  # `model_size.make_transform` rounds and `filters` counts tap offsets
+  # in int32: 4 * B * side (and the window starts' few more sides) must fit
+  side = max(h, w)
+  if 4 * bucket_side * side + 16 * max(bucket_side, side) >= 1 << 31:
     raise ValueError(f"size: {(h, w)} with bucket_size {bucket_side} is "
-                     "too large (2 * B * max(h, w) must stay below 2**31)")
+                     "too large (4 * B * max(h, w) must stay below 2**31)")
   return h, w
 
 
@@ -282,6 +284,12 @@ def resample_input(value, name: str, sizes_shape: tuple, side: tuple):
       or (frames is not None and a.shape[1] not in frames)):
     raise ValueError(f"{name}: expected {expected} to match the transform, "
                      f"got shape {a.shape}")
+  if a.ndim == 4 and not jnp.issubdtype(a.dtype, jnp.floating):
+    # a mask is a weight in [0, 1]: an integer one is ambiguous (0/1, or
+    # 0..255), and clipping it would turn 128 of 255 into 1
+    raise TypeError(f"{name}: masks [S, F, h, w] must be floating, in [0, "
+                    f"1], got dtype {a.dtype} (convert 8-bit masks with "
+                    "x / 255, 0/1 masks with x.astype(float))")
   return a, a.ndim == 4
 
 
