@@ -283,7 +283,9 @@ def match(x, r, w, method: str, strength, sigma=None, size=None):
   return jnp.where(has_weight, out, x)
 
 
-def _check_strength(strength):
+def check_strength(strength, name: str = "strength") -> None:
+  """A number (or array) in [0, 1], unless traced; else an error naming
+  `name`."""
   if isinstance(strength, jax.core.Tracer):
     return
   try:
@@ -292,10 +294,10 @@ def _check_strength(strength):
     value = None
   if (value is None or value.dtype == bool
       or not np.issubdtype(value.dtype, np.number)):
-    raise TypeError(f"strength: expected a number in [0, 1], got "
+    raise TypeError(f"{name}: expected a number in [0, 1], got "
                     f"{strength!r}")
   if not (np.all(np.isfinite(value)) and np.all((value >= 0) & (value <= 1))):
-    raise ValueError(f"strength: expected a number in [0, 1], got {strength}")
+    raise ValueError(f"{name}: expected a number in [0, 1], got {strength}")
 
 
 def check_method(method, name: str = "method", allowed=METHODS) -> str:
@@ -371,7 +373,7 @@ def match_color(crops, reference, *, method: str = "lowfreq", weights=None,
     if not ok:
       raise ValueError(f"weights: expected [..., h, w] broadcasting to "
                        f"{crops.shape[:-1]}")
-  _check_strength(strength)
+  check_strength(strength)
   if sigma is not None and not isinstance(sigma, jax.core.Tracer):
     value = np.asarray(sigma)
     if not np.issubdtype(value.dtype, np.number) or value.dtype == bool:

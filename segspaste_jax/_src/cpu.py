@@ -241,7 +241,7 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
       ref = (crop_window() if ref_image is None else
              geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window))
       return geo_lib.blend_window(frames, rows[i], geo.xs[i], m, ref, inside,
-                                  how)
+                                  how, size=ref_hw)
 
     def crop():
       return lax.dynamic_index_in_dim(crops, i, keepdims=False)

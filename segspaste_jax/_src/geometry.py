@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from segspaste_jax._src import blend as blend_lib
+from segspaste_jax._src import color as color_lib
 from segspaste_jax._src.types import PackedSegs
 
 
@@ -28,6 +29,8 @@ class Blend(NamedTuple):
   soft: jax.Array     # bool scalar: feather_mode == "soft_edges"
   rule: str           # static, `blend.rule`
   compute: jnp.dtype  # static: promote(image dtype, float32)
+  color: str = "none"  # static, one of `color.COLOR_MATCHES`
+  strength: jax.Array | float = 1.0  # traced, the colour step's strength
 
 
 class Geometry(NamedTuple):
@@ -133,8 +136,12 @@ def pasted_window(i, geo: Geometry, crops, ref_image, window):
   return cut_rows(ref_image, geo.ys[i], geo.xs[i], window)
 
 
-def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
+def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
+                 size=None):
   """Blends pasted pixels into one window of `frames` and writes it back.
+
+  With `how.color` other than "none", the pasted pixels are first matched
+  to the window's own (`color_window`).
 
   Args:
     frames: `[N, H, W, C]`.
@@ -145,6 +152,8 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
       where `m != 0`).
     inside_mask: `[win_h, win_w]` bool, where the pasted pixels are real.
     how: the shared `Blend`.
+    size: int32 `(h, w)`, the pasted pixels' real size (for the colour
+      step only).
 
   Returns:
     `frames` with the window blended (`lax.dynamic_update_slice`).
@@ -154,6 +163,34 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
   zero = jnp.zeros((), jnp.int32)
   corner = (zero, ys, xs, zero)
   under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
+  if how.color != "none":
+    ref = color_window(ref, under, m, inside_mask, size, how)
   blended = blend_lib.blend(how.rule, m[..., None], under.astype(how.compute),
                             ref.astype(how.compute), inside_mask[..., None])
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
+
+
+def color_window(ref, under, m, inside_mask, size, how: Blend):
+  """The pasted pixels matched to the frame's pixels they replace.
+
+  Each frame's pasted pixels (`color.match`, method `how.color`, strength
+  `how.strength`) are matched to that frame's window as it is when the
+  segment lands (earlier segments included), weighted by the blend's own
+  mask `m` (feathered, resized, times `alpha / 255` and the soft edge: the
+  pixels weigh as much as they are replaced), zero outside the pasted
+  pixels' real extent. Alpha channels pass through; lowfreq's sigma is a
+  fraction of `size`, the pasted pixels' real size.
+
+  Returns:
+    `[N, win_h, win_w, C']` of the compute dtype.
+  """
+  ref = jnp.where(inside_mask[..., None], ref.astype(how.compute), 0)
+  w = jnp.where(inside_mask, m.astype(how.compute), 0)
+  k = 1 if ref.shape[-1] == 1 else 3
+  x = ref[..., :k]
+  x = jnp.broadcast_to(x, (under.shape[0],) + x.shape[1:])
+  matched = color_lib.match(x, under[..., :k].astype(how.compute), w,
+                            how.color, how.strength, size=size)
+  alpha = jnp.broadcast_to(ref[..., k:], matched.shape[:-1]
+                           + (ref.shape[-1] - k,))
+  return jnp.concatenate([matched, alpha], axis=-1)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from segspaste_jax._src import accelerator, cpu, platform
 from segspaste_jax._src import blend as blend_lib
+from segspaste_jax._src import color as color_lib
 from segspaste_jax._src import feather as feather_lib
 from segspaste_jax._src import geometry as geo_lib
 from segspaste_jax._src.types import PackedSegs
@@ -41,7 +42,8 @@ def check_modes(feather_mode: str, rgba_mode: str) -> bool:
 
 
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
-               soft_edges=False, *, form, rgba_mode: str = "composite"):
+               soft_edges=False, *, form, rgba_mode: str = "composite",
+               color_match: str = "none", color_strength=1.0):
   """The paste as a traceable function (what `paste` compiles).
 
   Args:
@@ -56,10 +58,13 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
     soft_edges: bool scalar (traced): `feather_mode="soft_edges"`.
     form: static, `ACCELERATOR` or a `cpu.Form` (see `form_for`).
     rgba_mode: static, one of `blend.RGBA_MODES`.
+    color_match: static, one of `color.COLOR_MATCHES`.
+    color_strength: scalar in [0, 1] (traced).
 
   Returns:
     `[N, H, W, C]` of `image`'s dtype.
   """
+  color_lib.check_method(color_match, "color_match", color_lib.COLOR_MATCHES)
   c = image.shape[-1]
   pasted = (packed.crops if ref_image is None else ref_image).shape[-1]
   if not blend_lib.compatible_channels(c, pasted):
@@ -70,7 +75,8 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
                       gain=jnp.asarray(alpha, compute) / 255,
                       soft=jnp.asarray(soft_edges, bool),
                       rule=blend_lib.rule(c, pasted, rgba_mode),
-                      compute=compute)
+                      compute=compute, color=color_match,
+                      strength=jnp.asarray(color_strength, compute))
   if isinstance(form, cpu.Form):
     return cpu.paste(image, packed, how, ref_image, form.max_radius)
   if form != ACCELERATOR:
@@ -79,7 +85,7 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
   return accelerator.paste(image, packed, how, ref_image)
 
 
-_STATIC = ("form", "rgba_mode")
+_STATIC = ("form", "rgba_mode", "color_match")
 _paste_jit = jax.jit(paste_core, static_argnames=_STATIC)
 _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
                              donate_argnums=0)
@@ -87,6 +93,7 @@ _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
 
 def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
           feather_mode: str = "node", rgba_mode: str = "composite",
+          color_match: str = "none", color_strength=1.0,
           donate_image: bool = False) -> jax.Array:
   """Feathers each packed mask and blends its crop into every frame.
 
@@ -117,6 +124,15 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
       RGBA onto RGBA blends alpha like colour). RGB and RGBA pixels mix
       either way as `blend` describes; 1-channel images take 1-channel
       pixels only.
+    color_match: "none" (the node's picture), "lowfreq", "rct" or "mkl":
+      before it is blended, each segment's pasted pixels are matched to
+      the frame's pixels they replace (the window as it is when the
+      segment lands), weighted by the segment's blend mask (see
+      `match_color`). With `ref_image`, the reference image's pixels at
+      the region are matched to the image's. Static: one program per
+      method; "none" adds no work.
+    color_strength: number in [0, 1] (traced: differentiable), how far
+      the colours move.
     donate_image: paste into `image`'s own buffer instead of a new one; the
       caller's `image` (a JAX array it no longer needs) is then deleted.
 
@@ -124,10 +140,26 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
     `[N, H, W, C]` array of `image`'s dtype.
   """
   soft = check_modes(feather_mode, rgba_mode)
+  color = check_color(color_match, color_strength)
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
                 **static_args(platform.form_of(image), feather),
-                rgba_mode=rgba_mode)
+                rgba_mode=rgba_mode, **color)
+
+
+def check_color(color_match: str, color_strength) -> dict:
+  """`color_match` and `color_strength` (see `paste`) as the compiled
+  core's keyword arguments; none at all for "none", so its program is
+  today's."""
+  color_lib.check_method(color_match, "color_match", color_lib.COLOR_MATCHES)
+  color_lib.check_strength(color_strength, "color_strength")
+  if not isinstance(color_strength, jax.core.Tracer) and jnp.ndim(
+      color_strength) != 0:
+    raise ValueError(f"color_strength: expected a number in [0, 1], got "
+                     f"shape {jnp.shape(color_strength)}")
+  if color_match == "none":
+    return {}
+  return dict(color_match=color_match, color_strength=color_strength)
 
 
 def static_args(form: str, feather) -> dict:
