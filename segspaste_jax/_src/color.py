@@ -64,13 +64,18 @@ def _mix3(m, c):
                     + m[i, 2] * c[..., 2] for i in range(3)], axis=-1)
 
 
+def _pow(x, e: float, floor: float):
+  """`max(x, floor) ** e` as `exp(e log x)`: one fused pair of
+  transcendentals where XLA:CPU runs `pow` and `cbrt` element by element."""
+  return jnp.exp(e * jnp.log(jnp.maximum(x, floor)))
+
+
 def rgb_to_lab(rgb):
   """sRGB `[..., 3]` in [0, 1] to CIELAB (D65), as `skimage.color.rgb2lab`."""
-  lin = jnp.where(rgb > 0.04045,
-                  ((jnp.maximum(rgb, 0.04045) + 0.055) / 1.055) ** 2.4,
+  lin = jnp.where(rgb > 0.04045, _pow((rgb + 0.055) / 1.055, 2.4, 0.04),
                   rgb / 12.92)
-  xyz = _mix3(_XYZ_FROM_RGB, lin) / jnp.asarray(_WHITE_D65, rgb.dtype)
-  f = jnp.where(xyz > 0.008856, jnp.cbrt(jnp.maximum(xyz, 0.008856)),
+  xyz = _mix3(_XYZ_FROM_RGB / np.asarray(_WHITE_D65)[:, None], lin)
+  f = jnp.where(xyz > 0.008856, _pow(xyz, 1 / 3, 0.008856),
                 7.787 * xyz + 16 / 116)
   fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
   return jnp.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], -1)
@@ -82,22 +87,44 @@ def lab_to_rgb(lab):
   fy = (lab[..., 0] + 16) / 116
   f = jnp.stack([lab[..., 1] / 500 + fy, fy,
                  jnp.maximum(fy - lab[..., 2] / 200, 0)], axis=-1)
-  xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16 / 116) / 7.787)
-  lin = _mix3(_RGB_FROM_XYZ, xyz * jnp.asarray(_WHITE_D65, lab.dtype))
+  xyz = jnp.where(f > 0.2068966, f * f * f, (f - 16 / 116) / 7.787)
+  lin = _mix3(_RGB_FROM_XYZ * np.asarray(_WHITE_D65)[None, :], xyz)
   rgb = jnp.where(lin > 0.0031308,
-                  1.055 * jnp.maximum(lin, 0.0031308) ** (1 / 2.4) - 0.055,
-                  12.92 * lin)
+                  1.055 * _pow(lin, 1 / 2.4, 0.0031308) - 0.055, 12.92 * lin)
   return jnp.clip(rgb, 0, 1)
 
 
 # ----------------------------------------------------------------------------
 # Weighted statistics and the symmetric square root.
 
-def _moments(x, p):
-  """Weighted mean `[..., k]` and centred `x` of `x` `[..., h, w, k]` under
-  normalised weights `p` `[..., h, w, 1]` (summing to 1, or all 0)."""
-  mean = jnp.sum(p * x, axis=(-3, -2))
-  return mean, x - mean[..., None, None, :]
+def _stats(x, w, cov: bool):
+  """Weighted mean `[..., k]` and variances `[..., k]` (or covariance
+  `[..., k, k]`) of `x` `[..., h, w, k]` under weights `w` `[..., h, w,
+  1]` (zero for zero weights), as `E[x x'] - E[x] E[x]'`.
+
+  The sums over pixels are matrix products over the flattened pixels:
+  what XLA:CPU reduces fastest, at full precision on every backend.
+  """
+  lead = jnp.broadcast_shapes(x.shape[:-3], w.shape[:-3])
+  flat = lambda a: jnp.broadcast_to(a, lead + a.shape[-3:]).reshape(
+      lead + (-1, a.shape[-1]))
+  hi = lax.Precision.HIGHEST
+  wf, xf = flat(w), flat(x)
+  total = jnp.sum(wf, axis=(-2, -1))[..., None]
+  scale = 1 / jnp.where(total > 0, total, 1)
+  mean = jnp.einsum("...n,...nk->...k", wf[..., 0], xf, precision=hi) * scale
+  if not cov:
+    second = jnp.einsum("...n,...nk->...k", wf[..., 0], xf * xf,
+                        precision=hi) * scale
+    return mean, jnp.maximum(second - mean * mean, 0)
+  second = jnp.einsum("...ni,...nj->...ij", wf * xf, xf, precision=hi)
+  return mean, (second * scale[..., None]
+                - mean[..., :, None] * mean[..., None, :])
+
+
+def _every(x, stride: int):
+  """Every `stride`-th row and column of `[..., h, w, k]`."""
+  return x if stride == 1 else x[..., ::stride, ::stride, :]
 
 
 @jax.custom_jvp
@@ -136,31 +163,32 @@ def _mm(a, b):
 # ----------------------------------------------------------------------------
 # The methods: `x`, `r` `[..., h, w, 3]`, `p` `[..., h, w, 1]` normalised.
 
-def _rct(x, r, p):
-  lx, lr = rgb_to_lab(x), rgb_to_lab(r)
-  mx, cx = _moments(lx, p)
-  mr, cr = _moments(lr, p)
-  sx = jnp.sqrt(jnp.sum(p * cx * cx, axis=(-3, -2)) + _RCT_EPS ** 2)
-  sr = jnp.sqrt(jnp.sum(p * cr * cr, axis=(-3, -2)) + _RCT_EPS ** 2)
-  lab = cx * (sr / sx)[..., None, None, :] + mr[..., None, None, :]
+def _rct(x, r, w, stride: int):
+  lx = rgb_to_lab(x)
+  ws = _every(w, stride)
+  mx, vx = _stats(_every(lx, stride), ws, cov=False)
+  mr, vr = _stats(rgb_to_lab(_every(r, stride)), ws, cov=False)
+  gain = jnp.sqrt((vr + _RCT_EPS ** 2) / (vx + _RCT_EPS ** 2))
+  lab = ((lx - mx[..., None, None, :]) * gain[..., None, None, :]
+         + mr[..., None, None, :])
   lo = jnp.asarray([0.0, -127.0, -127.0], lab.dtype)
   hi = jnp.asarray([100.0, 127.0, 127.0], lab.dtype)
   return lab_to_rgb(jnp.clip(lab, lo, hi))
 
 
-def _mkl(x, r, p):
-  mx, cx = _moments(x, p)
-  mr, cr = _moments(r, p)
-  cov = lambda c: jnp.einsum("...hwi,...hwj->...ij", p * c, c,
-                             precision=lax.Precision.HIGHEST)
+def _mkl(x, r, w, stride: int):
+  ws = _every(w, stride)
+  mx, a = _stats(_every(x, stride), ws, cov=True)
+  mr, b = _stats(_every(r, stride), ws, cov=True)
   ridge = _MKL_EPS * jnp.eye(3, dtype=x.dtype)
-  a, b = cov(cx) + ridge, cov(cr) + ridge
-  a_half, a_inv_half = _sqrt_pair(a)
-  mid, _ = _sqrt_pair(_mm(_mm(a_half, b), a_half))
-  t = _mm(_mm(a_inv_half, mid), a_inv_half)
-  return (jnp.einsum("...hwi,...ij->...hwj", cx, t,
-                     precision=lax.Precision.HIGHEST)
-          + mr[..., None, None, :])
+  a_half, a_inv_half = _sqrt_pair(a + ridge)
+  mid, _ = _sqrt_pair(_mm(_mm(a_half, b + ridge), a_half))
+  t = _mm(_mm(a_inv_half, mid), a_inv_half)[..., None, None, :, :]
+  cx = x - mx[..., None, None, :]
+  mr = mr[..., None, None, :]
+  return jnp.stack([cx[..., 0] * t[..., 0, j] + cx[..., 1] * t[..., 1, j]
+                    + cx[..., 2] * t[..., 2, j] + mr[..., j]
+                    for j in range(3)], axis=-1)
 
 
 def _coarse_axis(n: int) -> tuple[int, int]:
@@ -237,7 +265,8 @@ def _lowfreq(x, r, w, sigma):
 # ----------------------------------------------------------------------------
 # The traceable step and the public function.
 
-def match(x, r, w, method: str, strength, sigma=None, size=None):
+def match(x, r, w, method: str, strength, sigma=None, size=None,
+          stride: int = 1):
   """The colour step as a traceable function (inputs assumed valid).
 
   Args:
@@ -250,6 +279,8 @@ def match(x, r, w, method: str, strength, sigma=None, size=None):
       for `LOWFREQ_SIGMA * sqrt(size[0] * size[1])`.
     size: `(h, w)` int scalars (traced): the crops' real size, for the
       default sigma; None: the arrays' `h, w`.
+    stride: static: rct and mkl take their statistics from every
+      `stride`-th row and column only.
 
   Returns:
     `[..., h, w, k]` of the broadcast leading shape, in [0, 1].
@@ -263,7 +294,7 @@ def match(x, r, w, method: str, strength, sigma=None, size=None):
   k = x.shape[-1]
   if k == 1:  # grey: matched as the RGB image (g, g, g)
     out = match(jnp.repeat(x, 3, -1), jnp.repeat(r, 3, -1), w[..., 0],
-                method, strength, sigma, size)
+                method, strength, sigma, size, stride)
     return jnp.mean(out, axis=-1, keepdims=True)
   total = jnp.sum(w, axis=(-3, -2), keepdims=True)
   has_weight = total > 0
@@ -275,8 +306,7 @@ def match(x, r, w, method: str, strength, sigma=None, size=None):
     matched = _lowfreq(x, r, w, jnp.maximum(jnp.asarray(sigma, x.dtype),
                                             1e-3))
   else:
-    p = w / jnp.where(has_weight, total, 1)
-    matched = (_rct if method == "rct" else _mkl)(x, r, p)
+    matched = (_rct if method == "rct" else _mkl)(x, r, w, stride)
   s = jnp.asarray(strength, x.dtype)
   s = jnp.broadcast_to(s, lead)[..., None, None, None]
   out = jnp.clip(x + s * (matched - x), 0, 1)

@@ -20,6 +20,11 @@ from segspaste_jax._src import color as color_lib
 from segspaste_jax._src.types import PackedSegs
 
 
+# The colour step's statistics read every `min(win_h, win_w) //
+# STATS_SAMPLES`-th row and column of a window (see `color_window`).
+STATS_SAMPLES = 128
+
+
 class Blend(NamedTuple):
   """What every segment's blend shares (traced, except `rule` and
   `compute`)."""
@@ -179,7 +184,11 @@ def color_window(ref, under, m, inside_mask, size, how: Blend):
   mask `m` (feathered, resized, times `alpha / 255` and the soft edge: the
   pixels weigh as much as they are replaced), zero outside the pasted
   pixels' real extent. Alpha channels pass through; lowfreq's sigma is a
-  fraction of `size`, the pasted pixels' real size.
+  fraction of `size`, the pasted pixels' real size. rct and mkl take their
+  statistics from every `min(win_h, win_w) // STATS_SAMPLES`-th row and
+  column: at least `STATS_SAMPLES` per axis of the window, plenty for a
+  mean and a 3x3 covariance at a fraction of the reads (a crop far smaller
+  than its bucket gets fewer).
 
   Returns:
     `[N, win_h, win_w, C']` of the compute dtype.
@@ -189,8 +198,9 @@ def color_window(ref, under, m, inside_mask, size, how: Blend):
   k = 1 if ref.shape[-1] == 1 else 3
   x = ref[..., :k]
   x = jnp.broadcast_to(x, (under.shape[0],) + x.shape[1:])
+  stride = max(1, min(ref.shape[-3:-1]) // STATS_SAMPLES)
   matched = color_lib.match(x, under[..., :k].astype(how.compute), w,
-                            how.color, how.strength, size=size)
+                            how.color, how.strength, size=size, stride=stride)
   alpha = jnp.broadcast_to(ref[..., k:], matched.shape[:-1]
                            + (ref.shape[-1] - k,))
   return jnp.concatenate([matched, alpha], axis=-1)
