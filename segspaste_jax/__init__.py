@@ -7,6 +7,7 @@ embedded photo and its SEGS).
 """
 
 from segspaste_jax._src import api as _api
+from segspaste_jax._src import color as _color
 from segspaste_jax._src import crop as _crop
 from segspaste_jax._src import device_segs as _device_segs
 from segspaste_jax._src import feather as _feather
@@ -30,6 +31,7 @@ frames_mesh = _shard.frames_mesh
 gaussian_blur_mask = _feather.gaussian_blur_mask
 load_segs = _segs_io.load_segs
 make_packed_segs = _device_segs.make_packed_segs
+match_color = _color.match_color
 pack_segs = _api.pack_segs
 paste = _paste.paste
 resize_to_model = _model_size.resize_to_model
@@ -52,6 +54,7 @@ __all__ = [
     "gaussian_blur_mask",
     "load_segs",
     "make_packed_segs",
+    "match_color",
     "pack_segs",
     "paste",
     "resize_to_model",
@@ -63,5 +66,5 @@ __all__ = [
     "unpack_segs",
 ]
 
-del (_api, _crop, _device_segs, _feather, _model_size, _packing, _paste,
+del (_api, _color, _crop, _device_segs, _feather, _model_size, _packing, _paste,
      _segs_io, _shard, _stream, _types)

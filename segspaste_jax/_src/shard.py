@@ -27,7 +27,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from segspaste_jax._src import arrays, platform
-from segspaste_jax._src.paste import check_modes, paste_core, static_args
+from segspaste_jax._src.paste import (check_color, check_modes, paste_core,
+                                      static_args)
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
@@ -106,7 +107,8 @@ def _per_frame(x) -> bool:
 
 def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   ref_image=None, feather_mode: str = "node",
-                  rgba_mode: str = "composite", mesh=None) -> jax.Array:
+                  rgba_mode: str = "composite", color_match: str = "none",
+                  color_strength=1.0, mesh=None) -> jax.Array:
   """`paste` with the frames split across the devices of a mesh.
 
   Same inputs, same values as `paste`; each device pastes its own frames
@@ -124,7 +126,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     alpha: scalar in [0, 255].
     ref_image: optional `[N, H, W, C']` (split like the image) or
       `[1, H, W, C']` (replicated).
-    feather_mode, rgba_mode: see `paste`.
+    feather_mode, rgba_mode, color_match, color_strength: see `paste`.
     mesh: a `jax.sharding.Mesh` with an axis `"frames"` (other axes, if any,
       replicate); default `frames_mesh()`, all devices.
 
@@ -136,6 +138,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     array cannot hold uneven shards).
   """
   soft = check_modes(feather_mode, rgba_mode)
+  color = check_color(color_match, color_strength)
   mesh = frames_mesh() if mesh is None else mesh
   if AXIS not in mesh.shape:
     raise ValueError(f"mesh: expected an axis named {AXIS!r}, got axes "
@@ -171,24 +174,30 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   jnp.asarray(alpha, jnp.float32), ref_image,
                   jnp.asarray(soft), frames=n, mesh=mesh,
                   packed_specs=packed_specs, ref_spec=ref_spec,
-                  rgba_mode=rgba_mode, **static_args(form, feather))
+                  rgba_mode=rgba_mode, **static_args(form, feather), **color)
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
-                                             "ref_spec", "form", "rgba_mode"))
+                                             "ref_spec", "form", "rgba_mode",
+                                             "color_match"))
 def _sharded(image, packed, feather, alpha, ref_image, soft, *, frames, mesh,
-             packed_specs, ref_spec, form, rgba_mode):
-  def local(image, packed, feather, alpha, ref_image, soft):
+             packed_specs, ref_spec, form, rgba_mode, color_match="none",
+             color_strength=1.0):
+  def local(image, packed, feather, alpha, ref_image, soft, strength):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
+    color = ({} if color_match == "none" else
+             dict(color_match=color_match, color_strength=strength))
     return paste_core(image, packed, feather, alpha, ref_image, soft,
-                      form=form, rgba_mode=rgba_mode)
+                      form=form, rgba_mode=rgba_mode, **color)
 
   out = jax.shard_map(local, mesh=mesh,
                       in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,
-                                P()),
+                                P(), P()),
                       out_specs=P(AXIS))(image, packed, feather, alpha,
-                                         ref_image, soft)
+                                         ref_image, soft,
+                                         jnp.asarray(color_strength,
+                                                     jnp.float32))
   if out.shape[0] == frames:
     return out
   out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))

@@ -74,7 +74,9 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                       rgba_mode: str = "composite",
                       node_axis_mixup: bool = False,
                       bucket_size: int | None = None,
-                      max_segments: int | None = None) -> Iterator[np.ndarray]:
+                      max_segments: int | None = None,
+                      color_match: str = "none",
+                      color_strength=1.0) -> Iterator[np.ndarray]:
   """Pastes SEGS into a stream of frames, one fixed-size chunk at a time.
 
   Same picture as `segs_paste(all_frames, segs, ...)`, holding no more
@@ -117,6 +119,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
     node_axis_mixup: see `segs_paste`.
     bucket_size: see `pack_segs`.
     max_segments: see `pack_segs`.
+    color_match, color_strength: see `segs_paste` (each frame's crops are
+      matched to that frame's pixels).
 
   Yields:
     `[k, H, W, C]` numpy arrays, the pasted frames in order, of the frames'
@@ -132,7 +136,9 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
   opts = validate.options(feather, alpha, feather_mode=feather_mode,
                           rgba_mode=rgba_mode,
                           node_axis_mixup=node_axis_mixup,
-                          bucket_size=bucket_size, max_segments=max_segments)
+                          bucket_size=bucket_size, max_segments=max_segments,
+                          color_match=color_match,
+                          color_strength=color_strength)
   if validate.is_per_image(segs):
     raise TypeError("segs: stream_segs_paste takes one SEGS for the whole "
                     "sequence; a list of SEGS, one per image, is for "

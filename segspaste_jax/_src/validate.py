@@ -36,6 +36,7 @@ CHANNELS = types.CHANNELS
 FEATHER_MODES = feather.FEATHER_MODES
 RGBA_MODES = blend.RGBA_MODES
 check_modes = paste_lib.check_modes
+check_color = paste_lib.check_color
 compatible_channels = blend.compatible_channels
 Seg = types.Seg
 
@@ -85,6 +86,8 @@ class Options:
       scale match.
     bucket_size: the bucket side to pack into, or None (the default).
     max_segments: the segment slots to pack into, or None (the default).
+    color_match: one of `color.COLOR_MATCHES`.
+    color_strength: number in [0, 1].
   """
 
   feather: int = 5
@@ -94,27 +97,34 @@ class Options:
   node_axis_mixup: bool = False
   bucket_size: int | None = None
   max_segments: int | None = None
+  color_match: str = "none"
+  color_strength: float = 1.0
 
   def paste_kwargs(self) -> dict:
     """The keyword arguments `paste` and `sharded_paste` take from here."""
     return dict(feather=self.feather, alpha=self.alpha,
-                feather_mode=self.feather_mode, rgba_mode=self.rgba_mode)
+                feather_mode=self.feather_mode, rgba_mode=self.rgba_mode,
+                color_match=self.color_match,
+                color_strength=self.color_strength)
 
 
 def options(feather=5, alpha=255, *, feather_mode: str = "node",
             rgba_mode: str = "composite", node_axis_mixup: bool = False,
             bucket_size: int | None = None,
-            max_segments: int | None = None) -> Options:
+            max_segments: int | None = None, color_match: str = "none",
+            color_strength=1.0) -> Options:
   """Checks the options of a call (see `segs_paste`) into an `Options`."""
   feather = check_int(feather, "feather", 0, 100)
   alpha = check_alpha(alpha)
   check_modes(feather_mode, rgba_mode)
+  check_color(color_match, color_strength)
   if bucket_size is not None:
     bucket_size = check_int(bucket_size, "bucket_size", 1, MAX_PADDED)
   if max_segments is not None:
     max_segments = check_int(max_segments, "max_segments", 0, MAX_PADDED)
   return Options(feather, alpha, feather_mode, rgba_mode,
-                 bool(node_axis_mixup), bucket_size, max_segments)
+                 bool(node_axis_mixup), bucket_size, max_segments,
+                 color_match, float(color_strength))
 
 
 # ----------------------------------------------------------------------------
