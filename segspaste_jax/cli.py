@@ -61,6 +61,18 @@ def _int_in(low: int, high: int):
   return parse
 
 
+def _unit_float(text: str) -> float:
+  """An argparse type: a number in [0, 1]."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = None
+  if value is None or not 0 <= value <= 1:
+    raise argparse.ArgumentTypeError(
+        f"expected a number in [0, 1], got {text!r}")
+  return value
+
+
 # ----------------------------------------------------------------------------
 # Images on disk: float32 [0, 1], RGB, RGBA or L as stored.
 
@@ -181,6 +193,7 @@ def _cmd_paste(args) -> None:
       map(_read_frame, (frames[i] for i in todo)), segs,
       feather=args.feather, alpha=args.alpha, ref_image_opt=ref,
       feather_mode=args.feather_mode, rgba_mode=args.rgba_mode,
+      color_match=args.color_match, color_strength=args.color_strength,
       num_frames=n, frame_indices=todo if skipped else None,
       chunk=args.chunk,
       progress=len(todo) > args.chunk and sys.stderr.isatty())
@@ -292,7 +305,9 @@ def _cmd_demo(args) -> None:
   for _ in range(2):
     started = time.perf_counter()
     out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha,
-                     feather_mode=args.feather_mode)
+                     feather_mode=args.feather_mode,
+                     color_match=args.color_match,
+                     color_strength=args.color_strength)
     out.block_until_ready()
     times.append(time.perf_counter() - started)
   device = jax.devices()[0]
@@ -441,6 +456,15 @@ def _parser() -> argparse.ArgumentParser:
                    default="composite",
                    help="RGBA onto RGBA: composite alpha as today's node "
                         "(default) or legacy: blend it like colour")
+    p.add_argument("--color-match", choices=validate.COLOR_MATCHES,
+                   default="none",
+                   help="match each crop's colours to the pixels it "
+                        "replaces: none (the node's picture, default), "
+                        "lowfreq, rct or mkl")
+    p.add_argument("--color-strength", type=_unit_float, default=1.0,
+                   metavar="S",
+                   help="how far --color-match moves the colours (0..1, "
+                        "default 1)")
 
   demo = commands.add_parser(
       "demo", help="paste sample SEGS into the embedded photo",

@@ -62,7 +62,7 @@ _CATEGORY = "ImpactPack/Detailer"
 
 class _In(NamedTuple):
   name: str
-  kind: str  # "IMAGE", "SEGS", "INT", "BOOLEAN" or "COMBO"
+  kind: str  # "IMAGE", "SEGS", "INT", "FLOAT", "BOOLEAN" or "COMBO"
   tooltip: str
   optional: bool = False
   options: Any = None  # default, min, max, step; "choices" for a COMBO
@@ -100,6 +100,18 @@ _INPUTS = (
         "Impact Pack) or legacy (blended like a colour, as before 2025).",
         optional=True,
         options={"choices": validate.RGBA_MODES, "default": "composite"}),
+    _In("color_match", "COMBO",
+        "Match each crop's colours to the pixels it replaces before pasting: "
+        "none (the Impact Pack's picture), lowfreq (the frame's large-scale "
+        "tone under the crop's detail), rct (mean and spread per CIELAB "
+        "channel) or mkl (RGB mean and covariance).",
+        optional=True,
+        options={"choices": validate.COLOR_MATCHES, "default": "none"}),
+    _In("color_strength", "FLOAT",
+        "How far color_match moves the crop's colours: 0 not at all, 1 all "
+        "the way.",
+        optional=True,
+        options={"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
@@ -216,7 +228,8 @@ def _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks):
 def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                 *, node_axis_mixup: bool = False, feather_mode: str = "node",
                 rgba_mode: str = "composite", chunk: int | None = None,
-                hooks: Hooks | None = None):
+                hooks: Hooks | None = None, color_match: str = "none",
+                color_strength=1.0):
   """What `SEGSPasteJAX` does: one SEGS into an IMAGE batch, in chunks.
 
   A host (CPU) batch is pasted `chunk` frames at a time by
@@ -238,6 +251,7 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     chunk: frames per chunk; default `chunk_frames(image.shape[1:])`.
     hooks: progress bar and cancel check (`comfyui_hooks()` in ComfyUI);
       default none.
+    color_match, color_strength: see `segs_paste`.
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -251,10 +265,12 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     return paste_per_image(image, segs, feather, alpha, ref_image_opt,
                            node_axis_mixup=node_axis_mixup,
                            feather_mode=feather_mode, rgba_mode=rgba_mode,
-                           chunk=chunk, hooks=hooks)
+                           chunk=chunk, hooks=hooks, color_match=color_match,
+                           color_strength=color_strength)
   image = _as_torch(image)
   opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode,
+          "color_match": color_match, "color_strength": color_strength}
   hooks = Hooks() if hooks is None else hooks
   if not _on_host(image) or len(image.shape) != 4 or not len(image):
     return _one_shot(image, segs, feather, alpha, ref_image_opt, opts, hooks)
@@ -284,7 +300,8 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
 def paste_per_image(image, segs, feather: int = 5, alpha=255,
                     ref_image_opt=None, *, node_axis_mixup: bool = False,
                     feather_mode: str = "node", rgba_mode: str = "composite",
-                    chunk: int | None = None, hooks: Hooks | None = None):
+                    chunk: int | None = None, hooks: Hooks | None = None,
+                    color_match: str = "none", color_strength=1.0):
   """What `SEGSPasteJAXPerImage` does: `segs[n]` into image `n`, in chunks.
 
   A host batch of more than `chunk` images is pasted `chunk` images at a
@@ -306,6 +323,7 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
     rgba_mode: "composite" or "legacy" (see `paste`).
     chunk: images per chunk; default `chunk_frames(image.shape[1:])`.
     hooks: progress bar and cancel check; default none.
+    color_match, color_strength: see `segs_paste`.
 
   Returns:
     float32 torch `[N, H, W, C]` on `image`'s device.
@@ -315,7 +333,8 @@ def paste_per_image(image, segs, feather: int = 5, alpha=255,
   """
   image = _as_torch(image)
   opts = {"node_axis_mixup": bool(node_axis_mixup),
-          "feather_mode": feather_mode, "rgba_mode": rgba_mode}
+          "feather_mode": feather_mode, "rgba_mode": rgba_mode,
+          "color_match": color_match, "color_strength": color_strength}
   hooks = Hooks() if hooks is None else hooks
   segs = list(segs)
   n = image.shape[0] if len(image.shape) == 4 else 0
@@ -376,28 +395,29 @@ def _joined(batches):
 
 
 def _run_batch(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode):
+               feather_mode, rgba_mode, **color):
   _enable_compile_cache()
   return paste_batch(image, segs, feather, alpha, ref_image_opt,
                      node_axis_mixup=node_axis_mixup,
                      feather_mode=feather_mode, rgba_mode=rgba_mode,
-                     hooks=comfyui_hooks())
+                     hooks=comfyui_hooks(), **color)
 
 
 def _run_lists(image, segs, feather, alpha, ref_image_opt, node_axis_mixup,
-               feather_mode, rgba_mode):
+               feather_mode, rgba_mode, **color):
   """The list form: every input a list (ComfyUI's `INPUT_IS_LIST`)."""
   images = _joined(image)
   refs = _joined(ref_image_opt) if ref_image_opt else None
   args = (feather[0], alpha[0], refs, node_axis_mixup[0], feather_mode[0],
           rgba_mode[0])
+  color = {k: v[0] for k, v in color.items()}
   if len(segs) == 1:  # one SEGS for every image: the batch node
-    return _run_batch(images, segs[0], *args)
+    return _run_batch(images, segs[0], *args, **color)
   _enable_compile_cache()
   feather, alpha, refs, mixup, fmode, rmode = args
   return paste_per_image(images, segs, feather, alpha, refs,
                          node_axis_mixup=mixup, feather_mode=fmode,
-                         rgba_mode=rmode, hooks=comfyui_hooks())
+                         rgba_mode=rmode, hooks=comfyui_hooks(), **color)
 
 
 # ----------------------------------------------------------------------------
@@ -419,7 +439,7 @@ class SEGSPasteJAX:
 
   def doit(self, image, segs, feather, alpha=255, ref_image_opt=None,
            node_axis_mixup=False, feather_mode="node",
-           rgba_mode="composite"):
+           rgba_mode="composite", color_match="none", color_strength=1.0):
     """Runs `paste_batch` on ComfyUI's tensors, with ComfyUI's progress bar
     and cancel.
 
@@ -435,13 +455,18 @@ class SEGSPasteJAX:
         (see `paste`).
       rgba_mode: "composite" (default: today's Impact Pack) or "legacy"
         (see `paste`).
+      color_match: "none" (default: the node's picture), "lowfreq", "rct"
+        or "mkl" (see `segs_paste`).
+      color_strength: float in [0, 1], default 1.
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
       device `image` was on.
     """
     return (_run_batch(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode),)
+                       node_axis_mixup, feather_mode, rgba_mode,
+                       color_match=color_match,
+                       color_strength=color_strength),)
 
 
 class SEGSPasteJAXPerImage:
@@ -468,21 +493,25 @@ class SEGSPasteJAXPerImage:
 
   def doit(self, image, segs, feather, alpha=(255,), ref_image_opt=None,
            node_axis_mixup=(False,), feather_mode=("node",),
-           rgba_mode=("composite",)):
+           rgba_mode=("composite",), color_match=("none",),
+           color_strength=(1.0,)):
     """Pastes `segs[n]` into image `n` of the joined batch.
 
     Args:
       image: list of IMAGE batches `[N_k, H, W, C]` (joined: N images).
       segs: list of N SEGS, or of one SEGS for every image.
-      feather, alpha, node_axis_mixup, feather_mode, rgba_mode: lists of
-        one value (ComfyUI's list form), as `SEGSPasteJAX`.
+      feather, alpha, node_axis_mixup, feather_mode, rgba_mode,
+        color_match, color_strength: lists of one value (ComfyUI's list
+        form), as `SEGSPasteJAX`.
       ref_image_opt: optional list of IMAGE batches (joined).
 
     Returns:
       1-tuple with the pasted IMAGE batch `[N, H, W, C]`.
     """
     return (_run_lists(image, segs, feather, alpha, ref_image_opt,
-                       node_axis_mixup, feather_mode, rgba_mode),)
+                       node_axis_mixup, feather_mode, rgba_mode,
+                       color_match=color_match,
+                       color_strength=color_strength),)
 
 
 NODE_CLASS_MAPPINGS = {"SEGSPasteJAX": SEGSPasteJAX,
@@ -513,6 +542,9 @@ def _v3_input(io, spec: _In):
   if spec.kind == "INT":
     return io.Int.Input(spec.name, default=opts["default"], min=opts["min"],
                         max=opts["max"], step=opts["step"], **common)
+  if spec.kind == "FLOAT":
+    return io.Float.Input(spec.name, default=opts["default"], min=opts["min"],
+                          max=opts["max"], step=opts["step"], **common)
   if spec.kind == "BOOLEAN":
     return io.Boolean.Input(spec.name, default=opts["default"], **common)
   return io.Combo.Input(spec.name, options=list(opts["choices"]),
@@ -545,10 +577,13 @@ def v3_nodes(io) -> tuple[type, type]:
     @classmethod
     def execute(cls, image, segs, feather, alpha=255, ref_image_opt=None,
                 node_axis_mixup=False, feather_mode="node",
-                rgba_mode="composite"):
+                rgba_mode="composite", color_match="none",
+                color_strength=1.0):
       return io.NodeOutput(_run_batch(image, segs, feather, alpha,
                                       ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode))
+                                      feather_mode, rgba_mode,
+                                      color_match=color_match,
+                                      color_strength=color_strength))
 
   class SEGSPasteJAXPerImageV3(io.ComfyNode):
     """ComfyUI node (V3): one SEGS per image, every input a list."""
@@ -560,10 +595,13 @@ def v3_nodes(io) -> tuple[type, type]:
     @classmethod
     def execute(cls, image, segs, feather, alpha=(255,), ref_image_opt=None,
                 node_axis_mixup=(False,), feather_mode=("node",),
-                rgba_mode=("composite",)):
+                rgba_mode=("composite",), color_match=("none",),
+                color_strength=(1.0,)):
       return io.NodeOutput(_run_lists(image, segs, feather, alpha,
                                       ref_image_opt, node_axis_mixup,
-                                      feather_mode, rgba_mode))
+                                      feather_mode, rgba_mode,
+                                      color_match=color_match,
+                                      color_strength=color_strength))
 
   return SEGSPasteJAXV3, SEGSPasteJAXPerImageV3
 

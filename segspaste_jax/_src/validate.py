@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from segspaste_jax._src import arrays, blend, feather, node_rules, packing
+from segspaste_jax._src import color as color_lib
 from segspaste_jax._src import paste as paste_lib
 from segspaste_jax._src import types
 
@@ -35,6 +36,7 @@ from segspaste_jax._src import types
 CHANNELS = types.CHANNELS
 FEATHER_MODES = feather.FEATHER_MODES
 RGBA_MODES = blend.RGBA_MODES
+COLOR_MATCHES = color_lib.COLOR_MATCHES
 check_modes = paste_lib.check_modes
 check_color = paste_lib.check_color
 compatible_channels = blend.compatible_channels
