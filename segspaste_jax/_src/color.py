@@ -141,7 +141,9 @@ def _sqrt_pair(a):
 
 def _eig_sqrt(a):
   lam, u = jnp.linalg.eigh(0.5 * (a + jnp.swapaxes(a, -1, -2)))
-  s = jnp.sqrt(jnp.maximum(lam, 0.5 * _MKL_EPS))
+  # Both matrices square-rooted (A + ridge, and A^1/2 (B + ridge) A^1/2)
+  # have eigenvalues of at least ridge^2: the floor only catches rounding.
+  s = jnp.sqrt(jnp.maximum(lam, 0.5 * _MKL_EPS ** 2))
   return s, u, jnp.swapaxes(u, -1, -2)
 
 
@@ -209,6 +211,7 @@ def _upsample(a, f: int, n: int, axis: int):
   """Bilinear `f`-fold upsampling along `axis` (cell `i`'s centre at pixel
   `(i + 0.5) f - 0.5`, clamped at the ends), cut to `n` samples: static
   slices and products, no gather, no matrix."""
+  axis = axis % a.ndim
   if f == 1:
     return lax.slice_in_dim(a, 0, n, axis=axis)
   cells = a.shape[axis]

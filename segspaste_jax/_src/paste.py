@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from segspaste_jax._src import accelerator, cpu, platform
 from segspaste_jax._src import blend as blend_lib
@@ -153,10 +154,10 @@ def check_color(color_match: str, color_strength) -> dict:
   today's."""
   color_lib.check_method(color_match, "color_match", color_lib.COLOR_MATCHES)
   color_lib.check_strength(color_strength, "color_strength")
-  if not isinstance(color_strength, jax.core.Tracer) and jnp.ndim(
+  if not isinstance(color_strength, jax.core.Tracer) and np.ndim(
       color_strength) != 0:
     raise ValueError(f"color_strength: expected a number in [0, 1], got "
-                     f"shape {jnp.shape(color_strength)}")
+                     f"shape {np.shape(color_strength)}")
   if color_match == "none":
     return {}
   return dict(color_match=color_match, color_strength=color_strength)
