@@ -500,9 +500,9 @@ class SEGSPasteJAXPerImage:
     Args:
       image: list of IMAGE batches `[N_k, H, W, C]` (joined: N images).
       segs: list of N SEGS, or of one SEGS for every image.
-      feather, alpha, node_axis_mixup, feather_mode, rgba_mode,
-        color_match, color_strength: lists of one value (ComfyUI's list
-        form), as `SEGSPasteJAX`.
+      feather, alpha, node_axis_mixup, feather_mode, rgba_mode: lists of
+        one value (ComfyUI's list form), as `SEGSPasteJAX`.
+      color_match, color_strength: lists of one value, the same.
       ref_image_opt: optional list of IMAGE batches (joined).
 
     Returns:
