@@ -207,6 +207,18 @@ def _gauss_matrix(cells: int, sigma):
   return jnp.exp(-0.5 * (d / sigma[..., None, None]) ** 2)
 
 
+def _pool(a, f: int, axis: int):
+  """Means of `f` consecutive samples along `axis` (a multiple of `f`
+  long), as a sum of `f` strided slices: XLA:CPU reduces a reshaped axis
+  far slower."""
+  axis = axis % a.ndim
+  if f == 1:
+    return a
+  parts = [lax.slice_in_dim(a, k, a.shape[axis], stride=f, axis=axis)
+           for k in range(f)]
+  return sum(parts[1:], parts[0]) / f
+
+
 def _upsample(a, f: int, n: int, axis: int):
   """Bilinear `f`-fold upsampling along `axis` (cell `i`'s centre at pixel
   `(i + 0.5) f - 0.5`, clamped at the ends), cut to `n` samples: static
@@ -243,14 +255,16 @@ def _lowfreq(x, r, w, sigma):
   """
   h, wd = x.shape[-3:-1]
   (ch, fh), (cw, fw) = _coarse_axis(h), _coarse_axis(wd)
-  planes = jnp.concatenate([w * (r - x), jnp.broadcast_to(
-      w, x.shape[:-1] + (1,))], axis=-1)
-  pads = [(0, 0)] * (planes.ndim - 3) + [(0, ch * fh - h), (0, cw * fw - wd),
-                                         (0, 0)]
-  planes = jnp.pad(planes, pads)
-  lead = planes.shape[:-3]
-  k = planes.shape[-1]
-  cells = planes.reshape(lead + (ch, fh, cw, fw, k)).mean(axis=(-4, -2))
+
+  def cells(a):  # weights pooled at their own (unbroadcast) shape
+    pads = [(0, 0)] * (a.ndim - 3) + [(0, ch * fh - h), (0, cw * fw - wd),
+                                      (0, 0)]
+    return _pool(_pool(jnp.pad(a, pads), fh, -3), fw, -2)
+
+  num = cells(w * (r - x))
+  lead = num.shape[:-3]
+  planes = jnp.concatenate(
+      [num, jnp.broadcast_to(cells(w), lead + num.shape[-3:-1] + (1,))], -1)
   sigma = jnp.broadcast_to(sigma, lead).astype(x.dtype)
 
   def coarse_sigma(f):
@@ -258,7 +272,7 @@ def _lowfreq(x, r, w, sigma):
 
   gr = _gauss_matrix(ch, coarse_sigma(fh))
   gc = _gauss_matrix(cw, coarse_sigma(fw))
-  low = jnp.einsum("...ij,...jlk,...ml->...imk", gr, cells, gc,
+  low = jnp.einsum("...ij,...jlk,...ml->...imk", gr, planes, gc,
                    precision=lax.Precision.HIGHEST)
   shift = low[..., :-1] / (low[..., -1:] + _LOWFREQ_EPS)
   shift = _upsample(_upsample(shift, fh, h, -3), fw, wd, -2)
@@ -293,14 +307,15 @@ def match(x, r, w, method: str, strength, sigma=None, size=None,
   lead = jnp.broadcast_shapes(x.shape[:-3], r.shape[:-3], w.shape[:-2])
   x = jnp.broadcast_to(x, lead + x.shape[-3:])
   r = jnp.broadcast_to(r, lead + x.shape[-3:])
-  w = jnp.broadcast_to(w, lead + x.shape[-3:-1])[..., None].astype(x.dtype)
+  # the weights keep their own leading shape (often one for every frame)
+  w = w[..., None].astype(x.dtype)
   k = x.shape[-1]
   if k == 1:  # grey: matched as the RGB image (g, g, g)
     out = match(jnp.repeat(x, 3, -1), jnp.repeat(r, 3, -1), w[..., 0],
                 method, strength, sigma, size, stride)
     return jnp.mean(out, axis=-1, keepdims=True)
   total = jnp.sum(w, axis=(-3, -2), keepdims=True)
-  has_weight = total > 0
+  has_weight = jnp.broadcast_to(total > 0, lead + (1, 1, 1))
   if method == "lowfreq":
     if sigma is None:
       hw = x.shape[-3:-1] if size is None else size
