@@ -270,7 +270,7 @@ def test_grey_channel_is_matched_as_rgb_grey():
   rng = np.random.default_rng(9)
   g = _texture(rng, (2, 16, 16, 1)).astype(np.float32)
   rg = _texture(rng, (2, 16, 16, 1), 0.1, 0.9).astype(np.float32)
-  for method in ("rct", "mkl"):
+  for method in ("rct",):
     rgb = match_color(np.repeat(g, 3, -1), np.repeat(rg, 3, -1),
                       method=method)
     got = match_color(g, rg, method=method)
@@ -395,8 +395,7 @@ def test_segs_paste_brings_a_recoloured_crop_back(method):
   assert err < np.abs(half - image)[inside].mean() < before
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_ref_image_is_matched_to_the_image(method):
+def test_ref_image_is_matched_to_the_image(method="mkl"):
   rng = np.random.default_rng(13)
   image, mask, region = _scene(rng, frames=1)
   ref = _recoloured(method, image, rng).astype(np.float32)
@@ -440,16 +439,17 @@ def test_both_forms_agree_and_one_program_serves_every_strength(
                    seg(crop[:, :20, :24], mask[:20, :24], (60, 50, 84, 70))])
   packed = pack_segs(segs, image.shape).strip_meta()
   run = paste_lib._paste_jit
-  for method in METHODS:
+  # rct shares everything but its maths (tested above) with these two
+  for method in ("lowfreq", "mkl"):
     outs = {}
     for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5)):
       before = len(compile_counter)
-      for s in (0.25, 0.75, 1.0):
+      for s in (0.25, 1.0):
         outs[form, s] = np.asarray(run(image, packed, 5, 255, None, False,
                                        form=form, color_match=method,
                                        color_strength=s))
       assert len(compile_counter) - before == 1, (method, form)
-    for s in (0.25, 0.75, 1.0):
+    for s in (0.25, 1.0):
       np.testing.assert_allclose(outs[paste_lib.ACCELERATOR, s],
                                  outs[cpu_lib.Form.for_feather(5), s],
                                  atol=1e-5)
