@@ -484,3 +484,17 @@ def test_paste_bad_color_arguments():
        "color_strength")]:
     with pytest.raises(error, match=name):
       segs_paste(image, segs, **kwargs)
+
+
+def test_one_segs_per_image_matches_each_image_alone():
+  # the CPU form stacks the images along their rows: each window is still
+  # matched to its own image
+  rng = np.random.default_rng(18)
+  image, mask, (x1, y1, x2, y2) = _scene(rng)
+  crops = [np.clip(image[k:k + 1, y1:y2, x1:x2] * 1.2 + 0.05, 0, 1)
+           for k in range(2)]
+  segs = [((H, W), [seg(crops[k], mask, (x1, y1, x2, y2))]) for k in range(2)]
+  both = np.asarray(segs_paste(image, segs, 5, color_match="mkl"))
+  each = [np.asarray(segs_paste(image[k:k + 1], segs[k], 5,
+                                color_match="mkl")) for k in range(2)]
+  np.testing.assert_allclose(both, np.concatenate(each), atol=1e-6)

@@ -142,7 +142,7 @@ def pasted_window(i, geo: Geometry, crops, ref_image, window):
 
 
 def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
-                 size=None):
+                 size=None, color_under=None):
   """Blends pasted pixels into one window of `frames` and writes it back.
 
   With `how.color` other than "none", the pasted pixels are first matched
@@ -159,6 +159,9 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
     how: the shared `Blend`.
     size: int32 `(h, w)`, the pasted pixels' real size (for the colour
       step only).
+    color_under: the window of `frames` already cut, for the colour step
+      (the CPU form cuts it before its branches: read inside a branch
+      that then writes the frames in place, XLA copies all the frames).
 
   Returns:
     `frames` with the window blended (`lax.dynamic_update_slice`).
@@ -169,7 +172,8 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
   corner = (zero, ys, xs, zero)
   under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
   if how.color != "none":
-    ref = color_window(ref, under, m, inside_mask, size, how)
+    ref = color_window(ref, under if color_under is None else color_under, m,
+                       inside_mask, size, how)
   blended = blend_lib.blend(how.rule, m[..., None], under.astype(how.compute),
                             ref.astype(how.compute), inside_mask[..., None])
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
