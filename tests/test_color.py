@@ -498,3 +498,19 @@ def test_one_segs_per_image_matches_each_image_alone():
   each = [np.asarray(segs_paste(image[k:k + 1], segs[k], 5,
                                 color_match="mkl")) for k in range(2)]
   np.testing.assert_allclose(both, np.concatenate(each), atol=1e-6)
+
+
+def test_comfy_node_and_cli_take_the_color_options():
+  torch = pytest.importorskip("torch")
+  from segspaste_jax import cli, comfy
+  rng = np.random.default_rng(19)
+  image, mask, region = _scene(rng)
+  segs = ((H, W), [seg(_texture(rng, (2, 40, 36, 3)).astype(np.float32),
+                       mask, region)])
+  want = np.asarray(segs_paste(image, segs, 5, color_match="rct",
+                               color_strength=0.5))
+  got = comfy.SEGSPasteJAX().doit(torch.from_numpy(image), segs, 5,
+                                  color_match="rct", color_strength=0.5)[0]
+  np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+  for flags in (["--color-strength", "2"], ["--color-match", "hist"]):
+    assert cli.main(["demo", *flags]) == 2  # a usage error, one line
