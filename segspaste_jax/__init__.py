@@ -8,6 +8,7 @@ embedded photo and its SEGS).
 
 from segspaste_jax._src import aligned as _aligned
 from segspaste_jax._src import api as _api
+from segspaste_jax._src import color as _color
 from segspaste_jax._src import crop as _crop
 from segspaste_jax._src import device_segs as _device_segs
 from segspaste_jax._src import feather as _feather
@@ -37,6 +38,7 @@ frames_mesh = _shard.frames_mesh
 gaussian_blur_mask = _feather.gaussian_blur_mask
 load_segs = _segs_io.load_segs
 make_packed_segs = _device_segs.make_packed_segs
+match_color = _color.match_color
 pack_segs = _api.pack_segs
 paste = _paste.paste
 paste_aligned = _aligned.paste_aligned
@@ -65,6 +67,7 @@ __all__ = [
     "gaussian_blur_mask",
     "load_segs",
     "make_packed_segs",
+    "match_color",
     "pack_segs",
     "paste",
     "paste_aligned",
@@ -79,6 +82,6 @@ __all__ = [
     "unpack_segs",
 ]
 
-del (_aligned, _api, _crop, _device_segs, _feather, _landmarks, _model_size,
-     _packing, _paste, _relative, _segs_io, _shard, _stream, _templates,
-     _types)
+del (_aligned, _api, _color, _crop, _device_segs, _feather, _landmarks,
+     _model_size, _packing, _paste, _relative, _segs_io, _shard, _stream,
+     _templates, _types)

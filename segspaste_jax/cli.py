@@ -48,36 +48,33 @@ class _Parser(argparse.ArgumentParser):
     raise _UsageError(message)
 
 
-def _int_in(low: int, high: int):
-  """An argparse type: an integer in `[low, high]`."""
-  def parse(text: str) -> int:
-    try:
-      value = int(text)
-    except ValueError:
-      value = None
+def _in_range(low, high, kinds: tuple, what: str):
+  """An argparse type: `what` in `[low, high]`, read as the first of
+  `kinds` that takes the text."""
+  def parse(text: str):
+    value = None
+    for kind in kinds:
+      try:
+        value = kind(text)
+        break
+      except ValueError:
+        continue
     if value is None or not low <= value <= high:
       raise argparse.ArgumentTypeError(
-          f"expected an integer in {low}..{high}, got {text!r}")
+          f"expected {what} in {low:g}..{high:g}, got {text!r}")
     return value
   return parse
+
+
+def _int_in(low: int, high: int):
+  """An argparse type: an integer in `[low, high]`."""
+  return _in_range(low, high, (int,), "an integer")
 
 
 def _number_in(low: float, high: float):
   """An argparse type: a number in `[low, high]`, an int where the text is
   one (the node's modes take integer feathers only)."""
-  def parse(text: str) -> int | float:
-    try:
-      value = int(text)
-    except ValueError:
-      try:
-        value = float(text)
-      except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-      raise argparse.ArgumentTypeError(
-          f"expected a number in {low:g}..{high:g}, got {text!r}")
-    return value
-  return parse
+  return _in_range(low, high, (int, float), "a number")
 
 
 # ----------------------------------------------------------------------------
@@ -200,7 +197,9 @@ def _cmd_paste(args) -> None:
       map(_read_frame, (frames[i] for i in todo)), segs,
       feather=args.feather, alpha=args.alpha, ref_image_opt=ref,
       feather_mode=args.feather_mode, rgba_mode=args.rgba_mode,
-      grow=args.grow, num_frames=n, frame_indices=todo if skipped else None,
+      grow=args.grow, color_match=args.color_match,
+      color_strength=args.color_strength,
+      num_frames=n, frame_indices=todo if skipped else None,
       chunk=args.chunk,
       progress=len(todo) > args.chunk and sys.stderr.isatty())
   done = 0
@@ -312,7 +311,9 @@ def _cmd_demo(args) -> None:
   for _ in range(2):
     started = time.perf_counter()
     out = segs_paste(image, segs, feather=args.feather, alpha=args.alpha,
-                     feather_mode=args.feather_mode, grow=args.grow)
+                     feather_mode=args.feather_mode, grow=args.grow,
+                     color_match=args.color_match,
+                     color_strength=args.color_strength)
     out.block_until_ready()
     times.append(time.perf_counter() - started)
   device = jax.devices()[0]
@@ -453,6 +454,15 @@ def _parser() -> argparse.ArgumentParser:
                    default="composite",
                    help="RGBA onto RGBA: composite alpha as today's node "
                         "(default) or legacy: blend it like colour")
+    p.add_argument("--color-match", choices=validate.COLOR_MATCHES,
+                   default="none",
+                   help="match each crop's colours to the pixels it "
+                        "replaces: none (the node's picture, default), "
+                        "lowfreq, rct or mkl")
+    p.add_argument("--color-strength", type=_number_in(0, 1), default=1.0,
+                   metavar="S",
+                   help="how far --color-match moves the colours (0..1, "
+                        "default 1)")
 
   demo = commands.add_parser(
       "demo", help="paste sample SEGS into the embedded photo",

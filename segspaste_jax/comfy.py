@@ -62,7 +62,7 @@ _CATEGORY = "ImpactPack/Detailer"
 
 class _In(NamedTuple):
   name: str
-  kind: str  # "IMAGE", "SEGS", "INT", "BOOLEAN" or "COMBO"
+  kind: str  # "IMAGE", "SEGS", "INT", "FLOAT", "BOOLEAN" or "COMBO"
   tooltip: str
   optional: bool = False
   options: Any = None  # default, min, max, step; "choices" for a COMBO
@@ -112,6 +112,18 @@ _INPUTS = (
         "modes.",
         optional=True,
         options={"default": 0, "min": -100, "max": 100, "step": 1}),
+    _In("color_match", "COMBO",
+        "Match each crop's colours to the pixels it replaces before pasting: "
+        "none (the Impact Pack's picture), lowfreq (the frame's large-scale "
+        "tone under the crop's detail), rct (mean and spread per CIELAB "
+        "channel) or mkl (RGB mean and covariance).",
+        optional=True,
+        options={"choices": validate.COLOR_MATCHES, "default": "none"}),
+    _In("color_strength", "FLOAT",
+        "How far color_match moves the crop's colours: 0 not at all, 1 all "
+        "the way.",
+        optional=True,
+        options={"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
 )
 
 _OUTPUT_TOOLTIP = ("The images with the segments pasted in (float32, on the "
@@ -195,8 +207,8 @@ class SEGSPasteJAX(_V1Node):
     Takes the inputs of `INPUT_TYPES` by name (or in its order), each one
     left out at its default there: `image` (IMAGE, torch `[N, H, W, C]`
     float32 in [0, 1], not modified), `segs` (SEGS), `feather`, `alpha`,
-    `ref_image_opt`, `node_axis_mixup`, `feather_mode`, `rgba_mode` (see
-    `paste_batch`).
+    `ref_image_opt`, `node_axis_mixup`, `feather_mode`, `rgba_mode`,
+    `grow`, `color_match`, `color_strength` (see `paste_batch`).
 
     Returns:
       1-tuple with the pasted IMAGE, a float32 torch `[N, H, W, C]` on the
@@ -262,8 +274,9 @@ def _v3_input(io, spec: _In):
     return io.Image.Input(spec.name, **common)
   if spec.kind == "SEGS":
     return io.Custom("SEGS").Input(spec.name, **common)
-  if spec.kind == "INT":
-    return io.Int.Input(spec.name, default=opts["default"], min=opts["min"],
+  if spec.kind in ("INT", "FLOAT"):
+    number = io.Int if spec.kind == "INT" else io.Float
+    return number.Input(spec.name, default=opts["default"], min=opts["min"],
                         max=opts["max"], step=opts["step"], **common)
   if spec.kind == "BOOLEAN":
     return io.Boolean.Input(spec.name, default=opts["default"], **common)

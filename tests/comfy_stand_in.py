@@ -51,6 +51,7 @@ def _type(name):
 class _Io:
   Image = _type("IMAGE")
   Int = _type("INT")
+  Float = _type("FLOAT")
   Boolean = _type("BOOLEAN")
 
   class Combo:

@@ -152,7 +152,8 @@ def test_paste_folder_keeps_l_and_rgba(tmp_path, channels):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--feather-mode", "soft_edges"],
-                                   ["--rgba-mode", "legacy"]])
+                                   ["--rgba-mode", "legacy"],
+                                   ["--color-match", "mkl"]])
 def test_paste_folder_modes(tmp_path, flags):
   """RGBA frames with RGB and RGBA crops, in either mode."""
   folder, frames, segs = _frames_folder(tmp_path, 4)

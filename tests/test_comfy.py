@@ -37,7 +37,11 @@ def test_input_types_match_the_node():
                    "grow": ("INT", {"default": 0, "min": -100, "max": 100,
                                     "step": 1}),
                    "rgba_mode": (["composite", "legacy"],
-                                 {"default": "composite"})},
+                                 {"default": "composite"}),
+                   "color_match": (["none", "lowfreq", "rct", "mkl"],
+                                   {"default": "none"}),
+                   "color_strength": ("FLOAT", {"default": 1.0, "min": 0.0,
+                                                "max": 1.0, "step": 0.05})},
   }
   assert list(types["required"]) == ["image", "segs", "feather", "alpha"]
   assert all(isinstance(t, str) and len(t) > 20 for t in tooltips.values())

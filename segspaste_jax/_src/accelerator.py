@@ -63,7 +63,7 @@ def paste(image, packed: PackedSegs, how: geo_lib.Blend, ref_image):
     ref = geo_lib.pasted_window(i, geo, crops, ref_image, window)
     inside = geo_lib.inside(window, geo.dy[i], geo.dx[i], geo.ref_hw[i])
     frames = geo_lib.blend_window(frames, geo.ys[i], geo.xs[i], masks[i], ref,
-                                  inside, how)
+                                  inside, how, size=geo.ref_hw[i])
   return frames
 
 

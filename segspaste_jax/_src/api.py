@@ -16,7 +16,8 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                *, feather_mode: str = "node", rgba_mode: str = "composite",
                node_axis_mixup: bool = False, bucket_size: int | None = None,
                max_segments: int | None = None, mesh=None,
-               grow=0.0) -> jax.Array:
+               grow=0.0, color_match: str = "none",
+               color_strength=1.0) -> jax.Array:
   """Pastes SEGS into an image batch, as the Impact Pack's SEGSPaste node.
 
   Same inputs as the node's `doit`, same picture out: each SEG's mask is
@@ -57,6 +58,12 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     grow: number in -100..100, per cent of `sqrt(area)`: moves the
       relative ramp's 50 % level outward (positive) or inward; 0 in the
       other modes (see `paste`).
+    color_match: "none" (the node's picture), "lowfreq", "rct" or "mkl":
+      each crop is matched to the frame's pixels under its region (what it
+      replaces), with its blend mask as the weights, before it is blended;
+      with `ref_image_opt`, the reference's pixels at the region are
+      matched to the image's (see `paste` and `match_color`).
+    color_strength: number in [0, 1], how far the colours move.
 
   Returns:
     `[N, H, W, C]` JAX array of `image`'s dtype (a torch bfloat16 tensor on
@@ -71,7 +78,8 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                           rgba_mode=rgba_mode,
                           node_axis_mixup=node_axis_mixup,
                           bucket_size=bucket_size, max_segments=max_segments,
-                          grow=grow)
+                          grow=grow, color_match=color_match,
+                          color_strength=color_strength)
   call = validate.prepare(image, segs, ref_image_opt, opts,
                           place=mesh is None)
   if mesh is not None:  # host arrays: each process reads only its shards

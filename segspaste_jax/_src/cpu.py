@@ -248,7 +248,7 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
       ref = (crop_window() if ref_image is None else
              geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window))
       return geo_lib.blend_window(frames, rows[i], geo.xs[i], m, ref, inside,
-                                  how)
+                                  how, size=ref_hw, color_under=under)
 
     def crop():
       return lax.dynamic_index_in_dim(crops, i, keepdims=False)
@@ -269,6 +269,9 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
       m = mask[:, :window[0], :window[1]] * gain
       return blend(frames, m, lambda: crop()[:, :window[0], :window[1]])
 
+    under = None
+    if how.color != "none":
+      under = geo_lib.cut_rows(frames, rows[i], geo.xs[i], window)
     same = jnp.all(mask_hw == ref_hw)
     return lax.cond(same & (dy == 0) & (dx == 0), at_corner, general, frames)
 

@@ -16,7 +16,13 @@ import jax.numpy as jnp
 from jax import lax
 
 from segspaste_jax._src import blend as blend_lib
+from segspaste_jax._src import color as color_lib
 from segspaste_jax._src.types import PackedSegs
+
+
+# The colour step's statistics read every `min(win_h, win_w) //
+# STATS_SAMPLES`-th row and column of a window (see `color_window`).
+STATS_SAMPLES = 128
 
 
 class Blend(NamedTuple):
@@ -30,6 +36,8 @@ class Blend(NamedTuple):
   compute: jnp.dtype  # static: promote(image dtype, float32)
   relative: bool = False  # static: feather_mode == "relative"
   grow: jax.Array | float = 0.0  # float scalar, per cent (when `relative`)
+  color: str = "none"  # static, one of `color.COLOR_MATCHES`
+  strength: jax.Array | float = 1.0  # traced, the colour step's strength
 
 
 class Geometry(NamedTuple):
@@ -135,8 +143,12 @@ def pasted_window(i, geo: Geometry, crops, ref_image, window):
   return cut_rows(ref_image, geo.ys[i], geo.xs[i], window)
 
 
-def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
+def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
+                 size=None, color_under=None):
   """Blends pasted pixels into one window of `frames` and writes it back.
+
+  With `how.color` other than "none", the pasted pixels are first matched
+  to the window's own (`color_window`).
 
   Args:
     frames: `[N, H, W, C]`.
@@ -147,6 +159,11 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
       where `m != 0`).
     inside_mask: `[win_h, win_w]` bool, where the pasted pixels are real.
     how: the shared `Blend`.
+    size: int32 `(h, w)`, the pasted pixels' real size (for the colour
+      step only).
+    color_under: the window of `frames` already cut, for the colour step
+      (the CPU form cuts it before its branches: read inside a branch
+      that then writes the frames in place, XLA copies all the frames).
 
   Returns:
     `frames` with the window blended (`lax.dynamic_update_slice`).
@@ -156,6 +173,40 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend):
   zero = jnp.zeros((), jnp.int32)
   corner = (zero, ys, xs, zero)
   under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
+  if how.color != "none":
+    ref = color_window(ref, under if color_under is None else color_under, m,
+                       inside_mask, size, how)
   blended = blend_lib.blend(how.rule, m[..., None], under.astype(how.compute),
                             ref.astype(how.compute), inside_mask[..., None])
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
+
+
+def color_window(ref, under, m, inside_mask, size, how: Blend):
+  """The pasted pixels matched to the frame's pixels they replace.
+
+  Each frame's pasted pixels (`color.match`, method `how.color`, strength
+  `how.strength`) are matched to that frame's window as it is when the
+  segment lands (earlier segments included), weighted by the blend's own
+  mask `m` (feathered, resized, times `alpha / 255` and the soft edge: the
+  pixels weigh as much as they are replaced), zero outside the pasted
+  pixels' real extent. Alpha channels pass through; lowfreq's sigma is a
+  fraction of `size`, the pasted pixels' real size. rct and mkl take their
+  statistics from every `min(win_h, win_w) // STATS_SAMPLES`-th row and
+  column: at least `STATS_SAMPLES` per axis of the window, plenty for a
+  mean and a 3x3 covariance at a fraction of the reads (a crop far smaller
+  than its bucket gets fewer).
+
+  Returns:
+    `[N, win_h, win_w, C']` of the compute dtype.
+  """
+  ref = jnp.where(inside_mask[..., None], ref.astype(how.compute), 0)
+  w = jnp.where(inside_mask, m.astype(how.compute), 0)
+  k = 1 if ref.shape[-1] == 1 else 3
+  x = ref[..., :k]
+  x = jnp.broadcast_to(x, (under.shape[0],) + x.shape[1:])
+  stride = max(1, min(ref.shape[-3:-1]) // STATS_SAMPLES)
+  matched = color_lib.match(x, under[..., :k].astype(how.compute), w,
+                            how.color, how.strength, size=size, stride=stride)
+  alpha = jnp.broadcast_to(ref[..., k:], matched.shape[:-1]
+                           + (ref.shape[-1] - k,))
+  return jnp.concatenate([matched, alpha], axis=-1)

@@ -15,15 +15,15 @@ branching `cpu` form (an image known to live on a CPU).
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 
 from segspaste_jax._src import accelerator, cpu, platform, trace_checks
 from segspaste_jax._src import blend as blend_lib
 from segspaste_jax._src import geometry as geo_lib
-from segspaste_jax._src.validate import check_grow, check_modes
-from segspaste_jax._src.types import PackedSegs
+from segspaste_jax._src import validate
+from segspaste_jax._src.types import COLOR_MATCHES, PackedSegs
+from segspaste_jax._src.validate import check_choice, check_grow, check_modes
 
 # The static `form` of the compiled paste: this, or a `cpu.Form`.
 ACCELERATOR = "accelerator"
@@ -31,7 +31,8 @@ ACCELERATOR = "accelerator"
 
 def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
                soft_edges=False, grow=0.0, *, form,
-               rgba_mode: str = "composite", relative: bool = False):
+               rgba_mode: str = "composite", relative: bool = False,
+               color_match: str = "none", color_strength=1.0):
   """The paste as a traceable function (what `paste` compiles).
 
   Args:
@@ -49,10 +50,13 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
     rgba_mode: static, one of `blend.RGBA_MODES`.
     relative: static, `feather_mode="relative"`: `feather` is then a float
       (per cent, see `relative.relative_weights`), traced like `grow`.
+    color_match: static, one of `color.COLOR_MATCHES`.
+    color_strength: scalar in [0, 1] (traced).
 
   Returns:
     `[N, H, W, C]` of `image`'s dtype.
   """
+  check_choice(color_match, "color_match", COLOR_MATCHES)
   c = image.shape[-1]
   pasted = (packed.crops if ref_image is None else ref_image).shape[-1]
   if not blend_lib.compatible_channels(c, pasted):
@@ -64,7 +68,8 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
       gain=jnp.asarray(alpha, compute) / 255,
       soft=jnp.asarray(soft_edges, bool),
       rule=blend_lib.rule(c, pasted, rgba_mode), compute=compute,
-      relative=bool(relative), grow=jnp.asarray(grow, compute))
+      relative=bool(relative), grow=jnp.asarray(grow, compute),
+      color=color_match, strength=jnp.asarray(color_strength, compute))
   if isinstance(form, cpu.Form):
     return cpu.paste(image, packed, how, ref_image, form.max_radius)
   if form != ACCELERATOR:
@@ -73,7 +78,7 @@ def paste_core(image, packed: PackedSegs, feather, alpha, ref_image,
   return accelerator.paste(image, packed, how, ref_image)
 
 
-_STATIC = ("form", "rgba_mode", "relative")
+_STATIC = ("form", "rgba_mode", "relative", "color_match")
 _paste_jit = jax.jit(paste_core, static_argnames=_STATIC)
 _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
                              donate_argnums=0)
@@ -81,7 +86,8 @@ _paste_jit_donated = jax.jit(paste_core, static_argnames=_STATIC,
 
 def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
           feather_mode: str = "node", rgba_mode: str = "composite",
-          grow=0.0, donate_image: bool = False) -> jax.Array:
+          grow=0.0, color_match: str = "none", color_strength=1.0,
+          donate_image: bool = False) -> jax.Array:
   """Feathers each packed mask and blends its crop into every frame.
 
   The node's per-frame, per-segment loop as one XLA program: each
@@ -121,6 +127,15 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
     grow: number in -100..100 (traced), per cent of `sqrt(area)`: moves the
       relative ramp's 50 % level outward (positive) or inward (negative)
       off the mask's edge. Must be 0 in the other modes.
+    color_match: "none" (the node's picture), "lowfreq", "rct" or "mkl":
+      before it is blended, each segment's pasted pixels are matched to
+      the frame's pixels they replace (the window as it is when the
+      segment lands), weighted by the segment's blend mask (see
+      `match_color`). With `ref_image`, the reference image's pixels at
+      the region are matched to the image's. Static: one program per
+      method; "none" adds no work.
+    color_strength: number in [0, 1] (traced: differentiable), how far
+      the colours move.
     donate_image: paste into `image`'s own buffer instead of a new one; the
       caller's `image` (a JAX array it no longer needs) is then deleted.
 
@@ -133,6 +148,7 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   """
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
+  color = check_color(color_match, color_strength)
   trace_checks.paste_args(image, packed, ref_image)
   relative = feather_mode == "relative"
   if relative:  # one argument type for ints and floats: one program
@@ -141,7 +157,17 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
                 grow, **static_args(platform.form_of(image), feather,
-                                    relative), rgba_mode=rgba_mode)
+                                    relative), rgba_mode=rgba_mode, **color)
+
+
+def check_color(color_match: str, color_strength) -> dict:
+  """`color_match` and `color_strength` (see `paste`) as the compiled
+  core's keyword arguments; none at all for "none", so its program is
+  today's."""
+  validate.check_color(color_match, color_strength)
+  if color_match == "none":
+    return {}
+  return dict(color_match=color_match, color_strength=color_strength)
 
 
 def static_args(form: str, feather, relative: bool = False) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from segspaste_jax._src import arrays, platform, trace_checks
-from segspaste_jax._src.paste import paste_core, static_args
+from segspaste_jax._src.paste import check_color, paste_core, static_args
 from segspaste_jax._src.validate import check_grow, check_modes
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
@@ -108,6 +108,7 @@ def _per_frame(x) -> bool:
 def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   ref_image=None, feather_mode: str = "node",
                   rgba_mode: str = "composite", grow=0.0,
+                  color_match: str = "none", color_strength=1.0,
                   mesh=None) -> jax.Array:
   """`paste` with the frames split across the devices of a mesh.
 
@@ -126,7 +127,8 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
     alpha: scalar in [0, 255].
     ref_image: optional `[N, H, W, C']` (split like the image) or
       `[1, H, W, C']` (replicated).
-    feather_mode, rgba_mode, grow: see `paste`.
+    feather_mode, rgba_mode, grow, color_match, color_strength: see
+      `paste`.
     mesh: a `jax.sharding.Mesh` with an axis `"frames"` (other axes, if any,
       replicate); default `frames_mesh()`, all devices.
 
@@ -139,6 +141,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   """
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
+  color = check_color(color_match, color_strength)
   relative = feather_mode == "relative"
   trace_checks.paste_args(image, packed, ref_image, allow_uint8=True)
   mesh = frames_mesh() if mesh is None else mesh
@@ -177,28 +180,34 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                               jnp.float32 if relative else jnp.int32),
                   jnp.asarray(alpha, jnp.float32), ref_image,
                   jnp.asarray(soft), jnp.asarray(grow, jnp.float32),
+                  jnp.asarray(color_strength, jnp.float32),
                   frames=n, mesh=mesh, packed_specs=packed_specs,
                   ref_spec=ref_spec, rgba_mode=rgba_mode,
+                  color_match=color.get("color_match", "none"),
                   **{"relative": False, **static_args(form, feather,
                                                       relative)})
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
                                              "ref_spec", "form", "rgba_mode",
-                                             "relative"))
-def _sharded(image, packed, feather, alpha, ref_image, soft, grow, *, frames,
-             mesh, packed_specs, ref_spec, form, rgba_mode, relative):
-  def local(image, packed, feather, alpha, ref_image, soft, grow):
+                                             "relative", "color_match"))
+def _sharded(image, packed, feather, alpha, ref_image, soft, grow, strength,
+             *, frames, mesh, packed_specs, ref_spec, form, rgba_mode,
+             relative, color_match):
+  def local(image, packed, feather, alpha, ref_image, soft, grow, strength):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
+    color = ({} if color_match == "none" else
+             dict(color_match=color_match, color_strength=strength))
     return paste_core(image, packed, feather, alpha, ref_image, soft, grow,
-                      form=form, rgba_mode=rgba_mode, relative=relative)
+                      form=form, rgba_mode=rgba_mode, relative=relative,
+                      **color)
 
   out = jax.shard_map(local, mesh=mesh,
                       in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,
-                                P(), P()),
+                                P(), P(), P()),
                       out_specs=P(AXIS))(image, packed, feather, alpha,
-                                         ref_image, soft, grow)
+                                         ref_image, soft, grow, strength)
   if out.shape[0] == frames:
     return out
   out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))

@@ -158,7 +158,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                       node_axis_mixup: bool = False,
                       bucket_size: int | None = None,
                       max_segments: int | None = None,
-                      grow=0.0) -> Iterator[np.ndarray]:
+                      grow=0.0, color_match: str = "none",
+                      color_strength=1.0) -> Iterator[np.ndarray]:
   """Pastes SEGS into a stream of frames, one fixed-size chunk at a time.
 
   Same picture as `segs_paste(all_frames, segs, ...)`, holding no more
@@ -211,6 +212,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
     bucket_size: see `pack_segs`.
     max_segments: see `pack_segs`.
     grow: number in -100..100, for `feather_mode="relative"` (see `paste`).
+    color_match, color_strength: see `segs_paste` (each frame's crops are
+      matched to that frame's pixels).
 
   Yields:
     `[k, H, W, C]` numpy arrays, the pasted frames in order, of the frames'
@@ -227,7 +230,8 @@ def stream_segs_paste(frames, segs, feather: int = 5, alpha=255,
                           rgba_mode=rgba_mode,
                           node_axis_mixup=node_axis_mixup,
                           bucket_size=bucket_size, max_segments=max_segments,
-                          grow=grow)
+                          grow=grow, color_match=color_match,
+                          color_strength=color_strength)
   chunk = validate.check_int(chunk, "chunk", 1, MAX_CHUNK)
   if (num_frames is None and frame_indices is None
       and _held_frames(frames, "frames") is None

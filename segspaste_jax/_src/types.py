@@ -46,6 +46,8 @@ CHANNELS = (1, 3, 4)
 FEATHER_MODES = ("node", "soft_edges", "relative")
 # "composite": today's node; "legacy": the node before 2025.
 RGBA_MODES = ("composite", "legacy")
+# "none": the node's picture; the others: `color.match_color`'s methods.
+COLOR_MATCHES = ("none", "lowfreq", "rct", "mkl")
 
 
 def compatible_channels(image_channels: int, pasted: int) -> bool:

@@ -32,6 +32,7 @@ from segspaste_jax._src import arrays, types
 CHANNELS = types.CHANNELS
 FEATHER_MODES = types.FEATHER_MODES
 RGBA_MODES = types.RGBA_MODES
+COLOR_MATCHES = types.COLOR_MATCHES
 compatible_channels = types.compatible_channels
 
 MAX_PADDED = 1 << 15  # bound on explicit bucket_size and max_segments
@@ -109,6 +110,8 @@ class Options:
       scale match.
     bucket_size: the bucket side to pack into, or None (the default).
     max_segments: the segment slots to pack into, or None (the default).
+    color_match: one of `color.COLOR_MATCHES`.
+    color_strength: number in [0, 1].
   """
 
   feather: int = 5
@@ -119,12 +122,15 @@ class Options:
   bucket_size: int | None = None
   max_segments: int | None = None
   grow: float = 0.0
+  color_match: str = "none"
+  color_strength: float = 1.0
 
   def paste_kwargs(self) -> dict:
     """The keyword arguments `paste` and `sharded_paste` take from here."""
     return dict(feather=self.feather, alpha=self.alpha,
                 feather_mode=self.feather_mode, rgba_mode=self.rgba_mode,
-                grow=self.grow)
+                grow=self.grow, color_match=self.color_match,
+                color_strength=self.color_strength)
 
 
 def check_number(value, name: str, low: float, high: float) -> float:
@@ -139,10 +145,46 @@ def check_number(value, name: str, low: float, high: float) -> float:
   return float(value)
 
 
+def check_choice(value, name: str, allowed: tuple[str, ...]) -> str:
+  """`value` if it is one of `allowed`, else a ValueError naming `name`."""
+  if not isinstance(value, str) or value not in allowed:
+    raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+  return value
+
+
+def check_strength(strength, name: str = "strength") -> None:
+  """A number (or array) in [0, 1], unless traced; else an error naming
+  `name`."""
+  if isinstance(strength, jax.core.Tracer):
+    return
+  try:
+    value = np.asarray(strength)
+  except (TypeError, ValueError):  # anything numpy cannot read
+    value = None
+  if (value is None or value.dtype == bool
+      or not np.issubdtype(value.dtype, np.number)):
+    raise TypeError(f"{name}: expected a number in [0, 1], got "
+                    f"{strength!r}")
+  if not (np.all(np.isfinite(value)) and np.all((value >= 0) & (value <= 1))):
+    raise ValueError(f"{name}: expected a number in [0, 1], got {strength}")
+
+
+def check_color(color_match: str, color_strength) -> None:
+  """`color_match` (one of `COLOR_MATCHES`) and `color_strength` (a number
+  in [0, 1], or traced), see `paste`."""
+  check_choice(color_match, "color_match", COLOR_MATCHES)
+  check_strength(color_strength, "color_strength")
+  if not isinstance(color_strength, jax.core.Tracer) and np.ndim(
+      color_strength) != 0:
+    raise ValueError(f"color_strength: expected a number in [0, 1], got "
+                     f"shape {np.shape(color_strength)}")
+
+
 def options(feather=5, alpha=255, *, feather_mode: str = "node",
             rgba_mode: str = "composite", node_axis_mixup: bool = False,
             bucket_size: int | None = None,
-            max_segments: int | None = None, grow=0.0) -> Options:
+            max_segments: int | None = None, grow=0.0,
+            color_match: str = "none", color_strength=1.0) -> Options:
   """Checks the options of a call (see `segs_paste`) into an `Options`."""
   check_modes(feather_mode, rgba_mode)
   if feather_mode == "relative":  # per cent of sqrt(area): any number
@@ -151,12 +193,14 @@ def options(feather=5, alpha=255, *, feather_mode: str = "node",
     feather = check_int(feather, "feather", 0, 100)
   alpha = check_alpha(alpha)
   grow = float(check_grow(grow, feather_mode))
+  check_color(color_match, color_strength)
   if bucket_size is not None:
     bucket_size = check_int(bucket_size, "bucket_size", 1, MAX_PADDED)
   if max_segments is not None:
     max_segments = check_int(max_segments, "max_segments", 0, MAX_PADDED)
   return Options(feather, alpha, feather_mode, rgba_mode,
-                 bool(node_axis_mixup), bucket_size, max_segments, grow)
+                 bool(node_axis_mixup), bucket_size, max_segments, grow,
+                 color_match, float(color_strength))
 
 
 # ----------------------------------------------------------------------------
