@@ -472,10 +472,7 @@ def _matrices(value, frames: int):
       m.ndim == 4 and m.shape[1] != frames):
     raise ValueError(f"matrices: expected [S, 2, 3] or [S, N, 2, 3] with N "
                      f"= {frames}, got shape {m.shape}")
-  if not (jnp.issubdtype(m.dtype, jnp.floating)
-          or jnp.issubdtype(m.dtype, jnp.integer)):
-    raise TypeError(f"matrices: expected a floating array, got dtype "
-                    f"{m.dtype}")
+  checks.real(m, "matrices")
   concrete = _concrete(m, "matrices")
   if concrete is not None:
     _check_invertible(concrete)
