@@ -71,6 +71,17 @@ def test_weights_match_float64_reference(compile_counter):
   assert len(compile_counter) == 1
 
 
+def test_weights_keep_float32_precision_near_one():
+  """A narrow ramp grown far inward reads distances where the blurred edge
+  is within 1e-4 of 1: its complement, blurred on its own, keeps them
+  (the blurred edge alone, in float32, was 4e-4 off here)."""
+  mask = _ellipse(128, 112, 64, 56, 51, 39)
+  for feather, grow in [(1, -10), (4, -5)]:
+    got = np.asarray(relative_blur_mask(mask, feather, grow=grow))
+    np.testing.assert_allclose(got, relative_reference(mask, feather, grow),
+                               rtol=0, atol=1e-5, err_msg=f"{feather} {grow}")
+
+
 def test_empty_and_hard_masks():
   empty = np.zeros((20, 24), np.float32)
   assert not np.asarray(relative_blur_mask(empty, 10, grow=30)).any()

@@ -53,15 +53,15 @@ def _crop_weights(masks, size, feather, grow):
 
 def _whole_crop_weights(size, feather, grow):
   """`_crop_weights` of a mask of ones, `[h, w]`, for a static crop size:
-  its blurred edge is the outer product of two 1-D blurs (the row sums of
-  the blur matrices), so no matrix product is needed."""
+  the blur of a rectangle with nothing past it is `(1 - ty)(1 - tx)` for
+  the 1-D tails `t` past either end, so no matrix product is needed."""
   h, w = size
   lengths = relative.scales(jnp.float32(h * w), feather, grow)
   sigma1 = lengths[-1]
-  rows = relative.blur_matrix(h, h, sigma1, outside="zero").sum(-1)
-  cols = relative.blur_matrix(w, w, sigma1, outside="zero").sum(-1)
+  ty = relative.tails(h, h, sigma1)[:, None]
+  tx = relative.tails(w, w, sigma1)[None, :]
   out, span = relative.from_blur(
-      jnp.clip(rows[:, None] * cols[None, :], 0, 1), jnp.ones((h, w)),
+      (1 - ty) * (1 - tx), ty + tx - ty * tx, jnp.ones((h, w)),
       jnp.asarray(feather, jnp.float32), grow, lengths)
   return out * relative.border((h, w), (0, 0), (h, w), span)
 

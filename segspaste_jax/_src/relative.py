@@ -26,7 +26,9 @@ values past that shape the result only through `area`.
    (positive inside; exact at a straight edge, `b` clipped to `[1e-20, 1 -
    1e-7]`, so distances saturate at about `-9 sigma1` and `+5 sigma1`: the
    larger `sigma1` keeps the grown edge and 3 sigma of ramp either side of
-   it within that reach).
+   it within that reach). Above one half `ndtri(b)` is read as `-ndtri(1 -
+   b)` from the complement `1 - e` blurred on its own, so that float32
+   keeps its relative precision near 1.
 4. The ramp is `Phi((d + g) / sigma)`: 10 %-90 % wide `feather / 100 * s`
    across a straight edge, its 50 % level `g` pixels outside the mask's
    (inside for `grow < 0`).
@@ -62,7 +64,9 @@ from jax.scipy import special
 
 RISE = 2.5631031310892007  # 10 %-90 % width of Phi, in sigmas: 2 ndtri(0.9)
 MAX_GROW = 100.0  # |grow| <= 100 per cent of sqrt(area)
-_LOW, _HIGH = 1e-20, 1 - 1e-7  # clip for ndtri (float32 resolves both)
+# b is clipped to [_LOW, 1 - _TOP] for ndtri, read as 1 - (its complement
+# clipped to [_TOP, ...]) above one half: float32 resolves both
+_LOW, _TOP = 1e-20, 1e-7
 _REACH = 4.0  # how far inside (in sigma1) the distances are trusted
 _MIN_SIGMA = 1e-3  # a blur this narrow is the identity at pixel centres
 
@@ -126,12 +130,24 @@ def scales(area, feather, grow, dtype=jnp.float32):
   return width, sigma, g, sigma1
 
 
-def from_blur(b, mask, feather, grow, lengths):
+def tails(n, length: int, sigma, dtype=jnp.float32):
+  """`[..., length]`: the mass of a Gaussian of `sigma` centred on pixel `k`
+  that falls past the real extent `[-1/2, n - 1/2]` (zero for `k >= n`):
+  what `blur_matrix(..., outside="zero")`'s row `k` lacks of 1."""
+  sigma = jnp.asarray(sigma, dtype)[..., None]
+  k = jnp.arange(length, dtype=dtype)
+  t = special.ndtr(-(k + 0.5) / sigma) + special.ndtr(-(n - 0.5 - k) / sigma)
+  return jnp.where(jnp.arange(length) < n, t, 0.0).astype(dtype)
+
+
+def from_blur(b, c, mask, feather, grow, lengths):
   """Steps 3-4: the ramp from `b` `[..., H, W]`, the mask's edge blurred
-  by `sigma1` (`mask` itself is the result for `feather = grow = 0`).
+  by `sigma1`, and `c = 1 - b` summed on its own (so that both keep their
+  relative precision in float32: `ndtri` is steep near 0 and 1); `mask`
+  itself is the result for `feather = grow = 0`.
 
   Args:
-    b: `[..., H, W]` float, in [0, 1].
+    b, c: `[..., H, W]` float, in [0, 1], `b + c = 1` up to rounding.
     mask: `[..., H, W]` float (or broadcasting to it).
     feather, grow: float scalars (traced), as for `ramp`.
     lengths: `scales(area, feather, grow)`.
@@ -141,7 +157,10 @@ def from_blur(b, mask, feather, grow, lengths):
     or for empty masks.
   """
   width, sigma, g, sigma1 = lengths
-  d = sigma1[..., None, None] * special.ndtri(jnp.clip(b, _LOW, _HIGH))
+  # ndtri(clip(b, _LOW, 1 - _TOP)), read from the smaller of b and c
+  z = jnp.where(b <= c, special.ndtri(jnp.clip(b, _LOW, 0.5)),
+                -special.ndtri(jnp.clip(c, _TOP, 0.5)))
+  d = sigma1[..., None, None] * z
   shifted = d + g[..., None, None]
   soft = feather > 0
   safe_sigma = jnp.where(soft, sigma, 1.0)[..., None, None]
@@ -180,9 +199,16 @@ def ramp(mask, size, feather, grow, outside: str = "edge"):
   rows = blur_matrix(size[0], hb, sigma1, dtype, outside)
   cols = blur_matrix(size[1], wb, sigma1, dtype, outside)
   edge = jnp.where(inside, jnp.clip(10 * (mask - 0.5) + 0.5, 0, 1), 0)
-  b = jnp.einsum("...uj,...jl,...vl->...uv", rows, edge, cols,
-                 precision=lax.Precision.HIGHEST)
-  out, span = from_blur(b, mask, feather, grow, lengths)
+  # the edge and its complement blurred apart: sums of non-negative terms
+  both = jnp.stack([edge, jnp.where(inside, 1 - edge, 0)], axis=-3)
+  both = jnp.einsum("...uj,...cjl,...vl->...cuv", rows, both, cols,
+                    precision=lax.Precision.HIGHEST)
+  b, c = both[..., 0, :, :], both[..., 1, :, :]
+  if outside == "zero":  # the complement holds the mass past the extent
+    ty = tails(size[0], hb, sigma1, dtype)[..., :, None]
+    tx = tails(size[1], wb, sigma1, dtype)[..., None, :]
+    c = c + ty + tx - ty * tx
+  out, span = from_blur(b, c, mask, feather, grow, lengths)
   out = jnp.where(inside & (area > 0)[..., None, None], out, 0)
   return out, span
 
