@@ -8,9 +8,9 @@
 - `paste_aligned` against a whole-image float64 reference: every image
   pixel mapped into the crop, inside the crop's quad or not, the crop and
   the weight sampled bilinearly (clamped to the pixel centres), blended face
-  after face. The weight's reference feathers with
-  `scipy.ndimage.gaussian_filter` (zeros outside), the 50 % level moved by
-  `ndtr(ndtri(b) + g / sigma)`, times the border ring's ramp.
+  after face. The weight's reference is the box paste's relative ramp
+  (`helpers.relative_reference`, shared with test_relative) with zeros
+  past the crop.
 - facexlib's paste-back steps re-run with OpenCV, the round trip, edges,
   compile counts, gradients, the accelerator lowerings and bad inputs.
 
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, special
 
+from helpers import relative_reference
 from segspaste_jax import (FACE_TEMPLATES, aligned_window, crop_aligned,
                            paste_aligned, similarity_from_landmarks)
 
@@ -188,25 +189,9 @@ def test_crop_supersampled_is_the_mean_of_k_by_k_samples():
 
 
 def _weights_reference(mask, feather, grow):
-  """float64: the mask feathered relative to its size (see module doc)."""
-  mask = mask.astype(np.float64)
-  h, w = mask.shape
-  side = np.sqrt(mask.sum())
-  sigma = feather / 100 * side / RAMP
-  if sigma <= 0:
-    return mask
-  pad = int(8 * sigma) + 2
-  big = np.pad(mask, pad)
-  b = ndimage.gaussian_filter(big, sigma, mode="constant", cval=0,
-                              truncate=8)[pad:pad + h, pad:pad + w]
-  b = np.clip(b, 0, 1)
-  if grow:
-    inner = (b > 0) & (b < 1)
-    b = np.where(inner, special.ndtr(special.ndtri(np.where(inner, b, 0.5))
-                                     + grow / 100 * side / sigma), b)
-  ring = np.minimum.outer(np.minimum(np.arange(h), h - 1 - np.arange(h)),
-                          np.minimum(np.arange(w), w - 1 - np.arange(w)))
-  return b * np.clip(ring / sigma, 0, 1)
+  """float64: the mask feathered relative to its size, the box paste's
+  relative ramp with zeros past the crop (see `helpers`)."""
+  return relative_reference(mask, feather, grow, outside="zero")
 
 
 def _sample_clamped(img, x, y):
@@ -371,8 +356,8 @@ def test_whole_crop_weights_are_those_of_a_mask_of_ones():
   feathering of a mask of ones (whichever implementation that is)."""
   from segspaste_jax._src import aligned as aligned_lib
   size = (37, 24)
-  general = jax.jit(lambda f, g: aligned_lib._relative_weights(
-      jnp.ones((1,) + size), jnp.array(size), f, g)[0])
+  general = jax.jit(lambda f, g: aligned_lib._crop_weights(
+      jnp.ones((1,) + size), size, f, g)[0])
   whole = jax.jit(lambda f, g: aligned_lib._whole_crop_weights(size, f, g))
   for feather, grow in [(4, -5), (0, 0), (20, 7.5), (40, 100), (9, -60)]:
     np.testing.assert_allclose(whole(feather, grow), general(feather, grow),

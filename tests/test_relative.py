@@ -1,15 +1,16 @@
 """`feather_mode="relative"`: a ramp sized to the mask, moved by `grow`.
 
-The definition is re-stated here in float64 numpy/scipy (`_reference`:
-edge-extended correlation with the pixel-integrated Gaussian, `ndtri`
-distances, the border smoothstep), and the library's float32 weights and
-pastes are checked against it. Measured across straight mask edges pasted
-through `segs_paste`: the 10 %-90 % width is `feather` per cent of
-`sqrt(area)` and doubles with the mask's side, `grow` moves the 50 % level
-by its share of `sqrt(area)`; the crop's border ring stays below 1/255 in
-every setting; one compiled program serves every feather and grow on both
-forms; gradients are finite and agree with finite differences; bad values
-get errors naming the argument; the other modes are untouched.
+The definition is re-stated in float64 numpy/scipy
+(`helpers.relative_reference`: edge-extended correlation with the
+pixel-integrated Gaussian, `ndtri` distances, the border smoothstep), and
+the library's float32 weights and pastes are checked against it. Measured
+across straight mask edges pasted through `segs_paste`: the 10 %-90 %
+width is `feather` per cent of `sqrt(area)` and doubles with the mask's
+side, `grow` moves the 50 % level by its share of `sqrt(area)`; the crop's
+border ring stays below 1/255 in every setting; one compiled program
+serves every feather and grow on both forms; gradients are finite and
+agree with finite differences; bad values get errors naming the argument;
+the other modes are untouched.
 """
 
 import functools
@@ -18,49 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import ndimage, special
+from scipy import ndimage
 
-from helpers import seg
+from helpers import relative_reference, seg
 from segspaste_jax import (frames_mesh, pack_segs, paste, relative_blur_mask,
                            segs_paste, stream_segs_paste)
 from segspaste_jax._src import paste as paste_lib
 from segspaste_jax._src import relative
-
-RISE = 2 * special.ndtri(0.9)  # 10 %-90 % rise of a Gaussian step, sigmas
-
-
-def _reference(mask, feather, grow):
-  """The relative weights of one `[h, w]` mask, float64."""
-  m = np.clip(np.asarray(mask, np.float64), 0, 1)
-  h, w = m.shape
-  area = m.sum()
-  side = np.sqrt(max(area, 1.0))
-  width = feather / 100 * side
-  sigma = width / RISE
-  g = grow / 100 * side
-  sigma1 = max(sigma, (abs(g) + 3 * sigma) / 4, 1e-3)
-  edge = np.clip(10 * (m - 0.5) + 0.5, 0, 1)
-  # the Gaussian's mass over each pixel's span, symmetric: computed on the
-  # negative side (no cancellation) and mirrored
-  reach = int(np.ceil(12 * sigma1)) + 2
-  t = np.arange(-reach, 1)
-  half = special.ndtr((t + 0.5) / sigma1) - special.ndtr((t - 0.5) / sigma1)
-  kernel = np.concatenate([half, half[-2::-1]])
-  b = ndimage.correlate1d(edge, kernel, axis=0, mode="nearest")
-  b = ndimage.correlate1d(b, kernel, axis=1, mode="nearest")
-  d = sigma1 * special.ndtri(np.clip(b, 1e-20, 1 - 1e-7))
-  if feather > 0:
-    out = special.ndtr((d + g) / sigma)
-    yy, xx = np.mgrid[0:h, 0:w]
-    dist = np.minimum.reduce([yy, h - 1 - yy, xx, w - 1 - xx])
-    s = np.clip(dist / max(width, 1.0), 0, 1)
-    out = out * s * s * (3 - 2 * s)
-  elif grow == 0:
-    out = m
-  else:
-    out = (d + g > 0).astype(np.float64)
-  return out if area > 0 else np.zeros_like(out)
-
 
 def _ellipse(h, w, cy, cx, ry, rx):
   yy, xx = np.mgrid[0:h, 0:w]
@@ -99,11 +64,22 @@ def test_weights_match_float64_reference(compile_counter):
                           (1, -100), (100, 100), (0, 0)]:
       got = np.asarray(_weights(padded, (np.int32(h), np.int32(w)),
                                 np.float32(feather), np.float32(grow)))
-      want = _reference(mask, feather, grow)
+      want = relative_reference(mask, feather, grow)
       np.testing.assert_allclose(got[:h, :w], want, rtol=0, atol=2e-4,
                                  err_msg=f"{mask.shape} {feather} {grow}")
       assert not got[h:].any() and not got[:, w:].any()
   assert len(compile_counter) == 1
+
+
+def test_weights_keep_float32_precision_near_one():
+  """A narrow ramp grown far inward reads distances where the blurred edge
+  is within 1e-4 of 1: its complement, blurred on its own, keeps them
+  (the blurred edge alone, in float32, was 4e-4 off here)."""
+  mask = _ellipse(128, 112, 64, 56, 51, 39)
+  for feather, grow in [(1, -10), (4, -5)]:
+    got = np.asarray(relative_blur_mask(mask, feather, grow=grow))
+    np.testing.assert_allclose(got, relative_reference(mask, feather, grow),
+                               rtol=0, atol=1e-5, err_msg=f"{feather} {grow}")
 
 
 def test_empty_and_hard_masks():
@@ -353,7 +329,7 @@ def test_segs_paste_against_float64_blend():
     want = image.astype(np.float64)
     for s in segs:
       x1, y1, x2, y2 = s.crop_region
-      wts = alpha / 255 * _reference(s.cropped_mask, feather, grow)
+      wts = alpha / 255 * relative_reference(s.cropped_mask, feather, grow)
       crop = s.cropped_image[0].astype(np.float64)
       ys, xs = slice(y1, min(y2, h)), slice(x1, min(x2, w))
       k = wts[:ys.stop - y1, :xs.stop - x1, None]

@@ -19,7 +19,8 @@ pasted pixels are the crop's, bilinearly interpolated with the sample
 position clamped to the pixel centres (the crop's border pixels are
 repeated over the outer half pixel), so nothing from off the crop is mixed
 in; outside it the image is left as it is. The blend weight is built in
-crop space (`_relative_weights`: the mask feathered relative to the face's
+crop space (`relative.relative_weights`, the box paste's relative ramp,
+with nothing past the crop: the mask feathered relative to the face's
 size) and warped with the crop.
 """
 
@@ -32,136 +33,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy import special
 
 from segspaste_jax._src import platform
+from segspaste_jax._src import relative
 from segspaste_jax._src import trace_checks as checks
 
-# The 10 %-90 % width of a Gaussian ramp is 2 ndtri(0.9) sigma.
-_RAMP_PER_SIGMA = 2.5631031310892007
 # Host-computed windows are rounded up to this multiple, so that faces of
 # about the same size share one compiled program.
 _WINDOW_STEP = 32
 
 
-def _relative_weights(mask, size, feather, grow):
-  """Feathers masks relative to their size (the box paste's relative mode).
-
-  Args:
-    mask: `[..., Hb, Wb]` float in [0, 1], real content in `[..., :size[0],
-      :size[1]]`.
-    size: int32 `(h, w)`, may be traced.
-    feather: float scalar (may be traced), the ramp's 10 %-90 % width in
-      per cent of `sqrt(area)`, `area` the mask's sum over its real extent.
-    grow: float scalar (may be traced) in -100..100, per cent of
-      `sqrt(area)`: moves the 50 % level outward (+) or inward (-).
-
-  Returns:
-    `[..., Hb, Wb]` float32 in [0, 1], zero outside `[:h, :w]` and on the
-    border ring of the `h x w` rectangle for every `feather > 0`.
-  """
-  mask = jnp.asarray(mask, jnp.float32)
-  hb, wb = mask.shape[-2:]
-  h, w = size[0], size[1]
-  iy, ix = jnp.arange(hb), jnp.arange(wb)
-  real_y, real_x = iy < h, ix < w
-  real = real_y[:, None] & real_x[None, :]
-  m = jnp.where(real, mask, 0)
-  side = jnp.sqrt(m.sum(axis=(-2, -1)))
-  feather = jnp.asarray(feather, jnp.float32)
-  grow = jnp.asarray(grow, jnp.float32)
-  sigma = feather / 100 * side / _RAMP_PER_SIGMA
-  soft = sigma > 0
-  sig = jnp.where(soft, sigma, 1)
-  # A Gaussian blur with zeros past the real extent, as one dense matrix per
-  # axis (any traced sigma, one program), normalised by the kernel's whole
-  # sum so that the blur of a straight edge is 0.5 on it.
-  longest = max(hb, wb)
-  taps = jnp.arange(-2 * longest, 2 * longest + 1, dtype=jnp.float32)
-  kernel = jnp.exp(-0.5 * (taps / sig[..., None]) ** 2)
-  norm = kernel.sum(axis=-1)
-
-  def axis(n, real_n, size_n):
-    """The blur matrix `[..., n, n]` (zeros past `size_n`) and each row's
-    mass that falls past the real extent, `[..., n]`."""
-    k = jnp.arange(n, dtype=jnp.float32)
-    g = jnp.exp(-0.5 * ((k[:, None] - k[None, :])
-                        / sig[..., None, None]) ** 2)
-    g = g * real_n[None, :] / norm[..., None, None]
-    reads = k[:, None] - taps[None, :]  # the position tap t reads
-    off = (reads < 0) | (reads >= size_n)
-    tail = jnp.einsum("...t,nt->...n", kernel, off.astype(jnp.float32),
-                      precision=lax.Precision.HIGHEST)
-    return g, tail / norm[..., None]
-
-  (gy, tail_y), (gx, tail_x) = axis(hb, real_y, h), axis(wb, real_x, w)
-  sig = sig[..., None, None]
-  hi = lax.Precision.HIGHEST
-  # The blur of the mask, b, and of its complement, c = 1 - b, each summed
-  # from non-negative terms: both tails keep their relative precision in
-  # float32, which the remap below needs (ndtri(1 - 6e-8) is only 5.3).
-  both = jnp.stack([m, jnp.where(real, 1 - m, 0)])
-  both = jnp.einsum("...ij,b...jk->b...ik", gy, both, precision=hi)
-  both = jnp.einsum("b...ik,...lk->b...il", both, gx, precision=hi)
-  ty, tx = tail_y[..., :, None], tail_x[..., None, :]
-  b = jnp.clip(both[0], 0, 1)
-  c = jnp.clip(both[1] + ty + tx - ty * tx, 0, 1)
-  b = jnp.where(soft[..., None, None], b, m)
-  return _grow_and_ring(b, c, soft, sig, side, grow, (h, w), real)
-
-
-def _grow_and_ring(b, c, soft, sig, side, grow, size, real):
-  """The blurred mask `b` (`c = 1 - b` summed on its own) grown and cut to
-  zero on the border ring; `soft`, `side` `[...]`, `sig` `[..., 1, 1]`."""
-  hb, wb = b.shape[-2:]
-  h, w = size
-  # Growing: for a straight edge b = ndtr(d / sigma) at signed distance d
-  # inside, so ndtr(ndtri(b) + g / sigma) moves the 50 % level out by g;
-  # ndtri(b) = -ndtri(c) is read from the smaller of the two.
-  shift = (grow / 100 * side)[..., None, None] / sig
-  low = b <= c
-  z = jnp.where(low, special.ndtri(jnp.where(b > 0, b, 0.5)),
-                -special.ndtri(jnp.where(c > 0, c, 0.5)))
-  z = jnp.where(low & (b <= 0), -jnp.inf, jnp.where(~low & (c <= 0), jnp.inf,
-                                                    z))
-  moved = special.ndtr(z + shift)
-  b = jnp.where(soft[..., None, None] & (grow != 0), moved, b)
-  # Zero on the border ring, rising over one sigma: no seam where the
-  # warped crop ends, whatever the mask and grow.
-  iy, ix = jnp.arange(hb), jnp.arange(wb)
-  dy = jnp.minimum(iy, h - 1 - iy).astype(jnp.float32)
-  dx = jnp.minimum(ix, w - 1 - ix).astype(jnp.float32)
-  ring = jnp.minimum(dy[:, None], dx[None, :])
-  factor = jnp.where(soft[..., None, None], jnp.clip(ring / sig, 0, 1), 1)
-  return jnp.where(real, b * factor, 0).astype(jnp.float32)
+def _crop_weights(masks, size, feather, grow):
+  """The masks `[..., h, w]` feathered relative to their size: the box
+  paste's relative ramp, with nothing past the crop (`outside="zero"`: a
+  mask that reaches the crop's border has its edge there)."""
+  return relative.relative_weights(masks, jnp.array(size, jnp.int32),
+                                   feather, grow, outside="zero")
 
 
 def _whole_crop_weights(size, feather, grow):
-  """`_relative_weights` of a mask of ones, `[h, w]`, for a static crop
-  size: the blur of a rectangle is the outer product of two 1-D blurs, so
-  no matrix product is needed."""
+  """`_crop_weights` of a mask of ones, `[h, w]`, for a static crop size:
+  the blur of a rectangle with nothing past it is `(1 - ty)(1 - tx)` for
+  the 1-D tails `t` past either end, so no matrix product is needed."""
   h, w = size
-  side = jnp.sqrt(jnp.float32(h * w))
-  feather = jnp.asarray(feather, jnp.float32)
-  grow = jnp.asarray(grow, jnp.float32)
-  sigma = feather / 100 * side / _RAMP_PER_SIGMA
-  soft = sigma > 0
-  sig = jnp.where(soft, sigma, 1)
-  longest = max(h, w)
-  taps = jnp.arange(-2 * longest, 2 * longest + 1, dtype=jnp.float32)
-  kernel = jnp.exp(-0.5 * (taps / sig) ** 2)
-  kernel = kernel / kernel.sum()
-
-  def tail(n):  # the kernel's mass past the extent [0, n), per position
-    reads = jnp.arange(n, dtype=jnp.float32)[:, None] - taps[None, :]
-    return jnp.sum(jnp.where((reads < 0) | (reads >= n), kernel, 0), -1)
-
-  ty, tx = tail(h)[:, None], tail(w)[None, :]
-  b = jnp.where(soft, (1 - ty) * (1 - tx), 1)
-  c = jnp.where(soft, ty + tx - ty * tx, 0)
-  real = jnp.ones((h, w), bool)
-  return _grow_and_ring(b, c, soft, sig[None, None], side, grow, (h, w),
-                        real)
+  lengths = relative.scales(jnp.float32(h * w), feather, grow)
+  sigma1 = lengths[-1]
+  ty = relative.tails(h, h, sigma1)[:, None]
+  tx = relative.tails(w, w, sigma1)[None, :]
+  out, span = relative.from_blur(
+      (1 - ty) * (1 - tx), ty + tx - ty * tx, jnp.ones((h, w)),
+      jnp.asarray(feather, jnp.float32), grow, lengths)
+  return out * relative.border((h, w), (0, 0), (h, w), span)
 
 
 def _inverse(m):
@@ -383,8 +285,7 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window,
     weights = _whole_crop_weights((h, w), feather, grow)[None, None]
     weights = jnp.broadcast_to(weights * gain, (s, 1, h, w))
   else:
-    weights = _relative_weights(masks, jnp.array([h, w], jnp.int32), feather,
-                                grow) * gain
+    weights = _crop_weights(masks, (h, w), feather, grow) * gain
   rows = jnp.arange(win_h, dtype=jnp.int32)[:, None]
   cols = jnp.arange(win_w, dtype=jnp.int32)[None, :]
   zero = jnp.zeros((), jnp.int32)
@@ -460,7 +361,9 @@ def paste_aligned(image, crops, matrices, *, masks=None, feather=4.0,
   crop's pixels only, see the module's notes) and blended with a weight
   built in crop space: the mask (default: the whole crop) feathered
   relative to the face's size, so the edge scales with the face, then
-  scaled by `alpha / 255`. Faces are blended in order, later ones on top.
+  scaled by `alpha / 255`. The feathering is `relative_blur_mask`'s with
+  zeros past the crop: a mask reaching the crop's border (the whole crop)
+  has its edge there. Faces are blended in order, later ones on top.
   Each face's work happens in a static window around it, written back with
   `lax.dynamic_update_slice` at a traced position.
 
@@ -481,10 +384,11 @@ def paste_aligned(image, crops, matrices, *, masks=None, feather=4.0,
       (e.g. a face parsing mask), or None for the whole crop.
     feather: float >= 0 (may be traced): the edge's 10 %-90 % ramp width
       in per cent of the face's size (`sqrt` of the mask's area, in crop
-      pixels, so the same per cent in the image).
+      pixels, so the same per cent in the image); the edge is the mask's
+      0.5 level.
     grow: float in -100..100 (may be traced): moves the edge's 50 % level
       outward (+) or inward (-), in per cent of the face's size (with
-      `feather > 0`).
+      `feather = 0`: a hard edge there).
     alpha: 0..255 (may be traced), the crops' opacity.
     window: None, or static `(h, w)` Python ints: the window each face is
       blended in. None computes it on the host from concrete matrices
@@ -568,10 +472,7 @@ def _matrices(value, frames: int):
       m.ndim == 4 and m.shape[1] != frames):
     raise ValueError(f"matrices: expected [S, 2, 3] or [S, N, 2, 3] with N "
                      f"= {frames}, got shape {m.shape}")
-  if not (jnp.issubdtype(m.dtype, jnp.floating)
-          or jnp.issubdtype(m.dtype, jnp.integer)):
-    raise TypeError(f"matrices: expected a floating array, got dtype "
-                    f"{m.dtype}")
+  checks.real(m, "matrices")
   concrete = _concrete(m, "matrices")
   if concrete is not None:
     _check_invertible(concrete)

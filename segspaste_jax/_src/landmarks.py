@@ -98,11 +98,7 @@ def _points(value, name: str):
   if a.ndim < 2 or a.shape[-1] != 2:
     raise ValueError(f"{name}: expected [..., K, 2] (x, y) points, got "
                      f"shape {a.shape}")
-  if not (jnp.issubdtype(a.dtype, jnp.floating)
-          or jnp.issubdtype(a.dtype, jnp.integer)):
-    raise TypeError(f"{name}: expected a floating or integer array, got "
-                    f"dtype {a.dtype}")
-  return a
+  return checks.real(a, name)
 
 
 def _check_spread(a: np.ndarray, name: str) -> None:

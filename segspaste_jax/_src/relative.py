@@ -26,7 +26,9 @@ values past that shape the result only through `area`.
    (positive inside; exact at a straight edge, `b` clipped to `[1e-20, 1 -
    1e-7]`, so distances saturate at about `-9 sigma1` and `+5 sigma1`: the
    larger `sigma1` keeps the grown edge and 3 sigma of ramp either side of
-   it within that reach).
+   it within that reach). Above one half `ndtri(b)` is read as `-ndtri(1 -
+   b)` from the complement `1 - e` blurred on its own, so that float32
+   keeps its relative precision near 1.
 4. The ramp is `Phi((d + g) / sigma)`: 10 %-90 % wide `feather / 100 * s`
    across a straight edge, its 50 % level `g` pixels outside the mask's
    (inside for `grow < 0`).
@@ -34,6 +36,11 @@ values past that shape the result only through `area`.
    the nearest pixel of the `h x w` rectangle's border ring, `span =
    max(feather / 100 * s, 1)` px: 0 on the ring, so a mask that reaches its
    crop's edge never leaves a seam.
+
+With `outside="zero"` (the aligned paste's crops) step 2 reads zeros past
+the real extent instead of the edge pixels: the rectangle's border is an
+edge of any mask that reaches it, and a mask of ones gets the ramp along
+its border, moved by `grow` like any other edge.
 
 `feather = 0` gives a hard edge: the mask `m` itself where `grow = 0`,
 else 1 where `d + g > 0` and 0 elsewhere (no border factor). An empty mask
@@ -57,18 +64,23 @@ from jax.scipy import special
 
 RISE = 2.5631031310892007  # 10 %-90 % width of Phi, in sigmas: 2 ndtri(0.9)
 MAX_GROW = 100.0  # |grow| <= 100 per cent of sqrt(area)
-_LOW, _HIGH = 1e-20, 1 - 1e-7  # clip for ndtri (float32 resolves both)
+# b is clipped to [_LOW, 1 - _TOP] for ndtri, read as 1 - (its complement
+# clipped to [_TOP, ...]) above one half: float32 resolves both
+_LOW, _TOP = 1e-20, 1e-7
 _REACH = 4.0  # how far inside (in sigma1) the distances are trusted
 _MIN_SIGMA = 1e-3  # a blur this narrow is the identity at pixel centres
 
 
-def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
+def blur_matrix(n, length: int, sigma, dtype=jnp.float32,
+                outside: str = "edge"):
   """The blur along one axis: `[..., length, length]`.
 
   Entry `(k, j)`: the mass of a Gaussian of `sigma` centred on pixel `k`
-  over pixel `j`'s span `[j - 1/2, j + 1/2]`, the first and last real
-  pixels (`0` and `n - 1`) taking the tails beyond them (edge extension);
-  zero for `j >= n`. Rows sum to 1 for `k < n`.
+  over pixel `j`'s span `[j - 1/2, j + 1/2]`, and past the real pixels
+  (`j >= n`) zero. `outside` says what lies beyond the real extent:
+  "edge", the first and last real pixels (`0` and `n - 1`) repeated, so
+  they take the tails beyond them and rows sum to 1 for `k < n`; "zero",
+  nothing, so the tails are lost.
 
   Each boundary `x = (j - 1/2 - k) / sigma` between pixels `j - 1` and `j`
   gets its tail mass `t = Phi(-|x|)` (one `ndtr` per entry), and each
@@ -81,14 +93,19 @@ def blur_matrix(n, length: int, sigma, dtype=jnp.float32):
     length: static, the bucket's length.
     sigma: float `[...]` (traced), > 0.
     dtype: the result's dtype.
+    outside: static, "edge" or "zero".
   """
   sigma = jnp.asarray(sigma, dtype)[..., None, None]
   k = jnp.arange(length, dtype=dtype)[:, None]
   j = jnp.arange(length + 1)[None, :]  # boundary j: left of pixel j
   x = (j.astype(dtype) - 0.5 - k) / sigma
-  # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf: no
-  # tail beyond them (x keeps the right sign there for every k < n)
-  t = jnp.where((j == 0) | (j == n), 0.0, special.ndtr(-jnp.abs(x)))
+  t = special.ndtr(-jnp.abs(x))
+  if outside == "edge":
+    # the outer boundaries of pixels 0 and n - 1 sit at -inf and +inf: no
+    # tail beyond them (x keeps the right sign there for every k < n)
+    t = jnp.where((j == 0) | (j == n), 0.0, t)
+  elif outside != "zero":
+    raise ValueError(f"outside: expected 'edge' or 'zero', got {outside!r}")
   lo, hi = x[..., :-1], x[..., 1:]
   t_lo, t_hi = t[..., :-1], t[..., 1:]
   mass = jnp.where(lo >= 0, t_lo - t_hi,
@@ -101,7 +118,59 @@ def _inside(shape, size):
           & (jnp.arange(shape[1]) < size[1])[None, :])
 
 
-def ramp(mask, size, feather, grow):
+def scales(area, feather, grow, dtype=jnp.float32):
+  """Step 1's lengths in pixels, for masks of `area` `[...]`: `(width,
+  sigma, g, sigma1)`, each `[...]` (`width` the 10 %-90 % rise)."""
+  side = jnp.sqrt(jnp.maximum(area, 1.0))
+  width = jnp.asarray(feather, dtype) / 100 * side
+  sigma = width / RISE
+  g = jnp.asarray(grow, dtype) / 100 * side
+  sigma1 = jnp.maximum(jnp.maximum(sigma, (jnp.abs(g) + 3 * sigma) / _REACH),
+                       _MIN_SIGMA)
+  return width, sigma, g, sigma1
+
+
+def tails(n, length: int, sigma, dtype=jnp.float32):
+  """`[..., length]`: the mass of a Gaussian of `sigma` centred on pixel `k`
+  that falls past the real extent `[-1/2, n - 1/2]` (zero for `k >= n`):
+  what `blur_matrix(..., outside="zero")`'s row `k` lacks of 1."""
+  sigma = jnp.asarray(sigma, dtype)[..., None]
+  k = jnp.arange(length, dtype=dtype)
+  t = special.ndtr(-(k + 0.5) / sigma) + special.ndtr(-(n - 0.5 - k) / sigma)
+  return jnp.where(jnp.arange(length) < n, t, 0.0).astype(dtype)
+
+
+def from_blur(b, c, mask, feather, grow, lengths):
+  """Steps 3-4: the ramp from `b` `[..., H, W]`, the mask's edge blurred
+  by `sigma1`, and `c = 1 - b` summed on its own (so that both keep their
+  relative precision in float32: `ndtri` is steep near 0 and 1); `mask`
+  itself is the result for `feather = grow = 0`.
+
+  Args:
+    b, c: `[..., H, W]` float, in [0, 1], `b + c = 1` up to rounding.
+    mask: `[..., H, W]` float (or broadcasting to it).
+    feather, grow: float scalars (traced), as for `ramp`.
+    lengths: `scales(area, feather, grow)`.
+
+  Returns:
+    `(weights, span)` as for `ramp`, before zeroing past the real extent
+    or for empty masks.
+  """
+  width, sigma, g, sigma1 = lengths
+  # ndtri(clip(b, _LOW, 1 - _TOP)), read from the smaller of b and c
+  z = jnp.where(b <= c, special.ndtri(jnp.clip(b, _LOW, 0.5)),
+                -special.ndtri(jnp.clip(c, _TOP, 0.5)))
+  d = sigma1[..., None, None] * z
+  shifted = d + g[..., None, None]
+  soft = feather > 0
+  safe_sigma = jnp.where(soft, sigma, 1.0)[..., None, None]
+  out = jnp.where(soft, special.ndtr(shifted / safe_sigma),
+                  jnp.where(grow == 0, mask, (shifted > 0).astype(b.dtype)))
+  span = jnp.where(soft, jnp.maximum(width, 1.0), 0.0)
+  return out, span
+
+
+def ramp(mask, size, feather, grow, outside: str = "edge"):
   """The relative ramp before the border factor (steps 1-4 above).
 
   Args:
@@ -110,6 +179,9 @@ def ramp(mask, size, feather, grow):
     size: int32 `(h, w)`, traced.
     feather: float scalar (traced), 0..100.
     grow: float scalar (traced), -100..100.
+    outside: static: what the blur reads past the real extent, "edge" (the
+      edge pixels repeated, step 2) or "zero" (an empty mask: a mask that
+      reaches the rectangle's border has an edge there).
 
   Returns:
     `(weights, span)`: `[..., Hb, Wb]` in [0, 1], zero outside `[:h, :w]`;
@@ -121,26 +193,23 @@ def ramp(mask, size, feather, grow):
   inside = _inside((hb, wb), size)
   mask = jnp.where(inside, jnp.clip(mask.astype(dtype), 0, 1), 0)
   area = jnp.sum(mask, axis=(-2, -1))
-  side = jnp.sqrt(jnp.maximum(area, 1.0))
   feather = jnp.asarray(feather, dtype)
-  width = feather / 100 * side  # the 10 %-90 % rise, px
-  sigma = width / RISE
-  g = jnp.asarray(grow, dtype) / 100 * side
-  sigma1 = jnp.maximum(jnp.maximum(sigma, (jnp.abs(g) + 3 * sigma) / _REACH),
-                       _MIN_SIGMA)
-  rows = blur_matrix(size[0], hb, sigma1, dtype)
-  cols = blur_matrix(size[1], wb, sigma1, dtype)
+  lengths = scales(area, feather, grow, dtype)
+  sigma1 = lengths[-1]
+  rows = blur_matrix(size[0], hb, sigma1, dtype, outside)
+  cols = blur_matrix(size[1], wb, sigma1, dtype, outside)
   edge = jnp.where(inside, jnp.clip(10 * (mask - 0.5) + 0.5, 0, 1), 0)
-  b = jnp.einsum("...uj,...jl,...vl->...uv", rows, edge, cols,
-                 precision=lax.Precision.HIGHEST)
-  d = sigma1[..., None, None] * special.ndtri(jnp.clip(b, _LOW, _HIGH))
-  shifted = d + g[..., None, None]
-  soft = feather > 0
-  safe_sigma = jnp.where(soft, sigma, 1.0)[..., None, None]
-  out = jnp.where(soft, special.ndtr(shifted / safe_sigma),
-                  jnp.where(grow == 0, mask, (shifted > 0).astype(dtype)))
+  # the edge and its complement blurred apart: sums of non-negative terms
+  both = jnp.stack([edge, jnp.where(inside, 1 - edge, 0)], axis=-3)
+  both = jnp.einsum("...uj,...cjl,...vl->...cuv", rows, both, cols,
+                    precision=lax.Precision.HIGHEST)
+  b, c = both[..., 0, :, :], both[..., 1, :, :]
+  if outside == "zero":  # the complement holds the mass past the extent
+    ty = tails(size[0], hb, sigma1, dtype)[..., :, None]
+    tx = tails(size[1], wb, sigma1, dtype)[..., None, :]
+    c = c + ty + tx - ty * tx
+  out, span = from_blur(b, c, mask, feather, grow, lengths)
   out = jnp.where(inside & (area > 0)[..., None, None], out, 0)
-  span = jnp.where(soft, jnp.maximum(width, 1.0), 0.0)
   return out, span
 
 
@@ -175,7 +244,7 @@ def border(window, shift, size, span):
   return jnp.where(span[..., None, None] > 0, t * t * (3 - 2 * t), 1.0)
 
 
-def relative_weights(mask, size, feather, grow):
+def relative_weights(mask, size, feather, grow, outside: str = "edge"):
   """Feathers masks relative to their size (`feather_mode="relative"`).
 
   See the module's docstring for the definition.
@@ -191,6 +260,10 @@ def relative_weights(mask, size, feather, grow):
       the ramp's 50 % level outward (positive) or inward (negative) off the
       mask's edge. With `feather = 0`: a hard edge at that level (the mask
       itself for `grow = 0`).
+    outside: static: what the blur reads past the real extent: "edge" (the
+      box paste: the mask's edge pixels repeated, so a mask reaching its
+      crop's border has no edge there) or "zero" (the aligned paste: the
+      crop ends there, so that border is an edge of the mask).
 
   Returns:
     `[..., Hb, Wb]` float32 (float64 for float64 masks under x64) weights
@@ -198,7 +271,7 @@ def relative_weights(mask, size, feather, grow):
     border ring of the `h x w` rectangle.
   """
   mask = jnp.asarray(mask)
-  out, span = ramp(mask, size, feather, grow)
+  out, span = ramp(mask, size, feather, grow, outside)
   return out * border(mask.shape[-2:], (0, 0), size, span).astype(out.dtype)
 
 

@@ -30,6 +30,16 @@ def as_array(value, name: str, what: str):
                     f"{type(value).__name__}") from None
 
 
+def real(a, name: str):
+  """`a` if its dtype is floating or integer, else a `TypeError` naming
+  the argument."""
+  if not (jnp.issubdtype(a.dtype, jnp.floating)
+          or jnp.issubdtype(a.dtype, jnp.integer)):
+    raise TypeError(f"{name}: expected a floating or integer array, got "
+                    f"dtype {a.dtype}")
+  return a
+
+
 def python_int(value, name: str, why: str = "") -> int:
   """`value` as a Python int, for arguments that fix shapes (static), or a
   `TypeError` "`name`: expected a Python int`why`, got ..."."""
