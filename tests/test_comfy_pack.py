@@ -337,7 +337,8 @@ def test_example_workflows_match_the_nodes():
         elif kind == "BOOLEAN":
           assert isinstance(value, bool), name
         else:
-          assert isinstance(value, int) and not isinstance(value, bool)
+          number = float if kind == "FLOAT" else int
+          assert isinstance(value, number) and not isinstance(value, bool)
           assert options["min"] <= value <= options["max"], name
       assert [o["type"] for o in node["outputs"]] == list(cls.RETURN_TYPES)
   assert seen == set(NODES)
