@@ -63,9 +63,16 @@ def _load(folder, *, path=(), hide_installed=False, env=None, cwd=None,
                 "sys.modules['comfy'] = types.ModuleType('comfy')\n")
   for p in path:
     prelude += f"sys.path.insert(0, {str(p)!r})\n"
-  if hide_installed:  # as if segspaste_jax were not installed
-    prelude += ("import pathlib\nsys.path[:] = [p for p in sys.path if not "
-                "(pathlib.Path(p or '.') / 'segspaste_jax').is_dir()]\n")
+  if hide_installed:  # as if segspaste_jax were not installed: no finder
+    # finds it (an editable install also leaves a folder of that name in
+    # site-packages, which must stay on the path for jax and numpy)
+    prelude += (
+        "class _NotInstalled:\n"
+        "  def find_spec(self, name, path=None, target=None):\n"
+        "    if name == 'segspaste_jax':\n"
+        "      raise ModuleNotFoundError(\"No module named 'segspaste_jax'\",\n"
+        "                                name=name)\n"
+        "sys.meta_path.insert(0, _NotInstalled())\n")
   environment = {k: v for k, v in os.environ.items()
                  if k not in ("PYTHONPATH", "XLA_PYTHON_CLIENT_PREALLOCATE")}
   environment.update(env or {})
