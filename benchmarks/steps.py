@@ -11,7 +11,7 @@ For each workload, in one process, after one warm-up round, rounds of:
     checks: the image checked and the SEGS read and checked
       (`validate.check_image`, `read_segs.read_segs`);
     packing: `packing.pack` as `segs_paste` packs (`paged=True`);
-    transfer: the image to JAX (`validate.to_unit_float`), waited for;
+    transfer: the image to JAX (`arrays.to_unit_float`), waited for;
     paste: the compiled paste as `segs_paste` calls it (donated where the
       image is the library's own), waited for;
     result: `np.asarray` of the result;
@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 import segspaste_jax
-from segspaste_jax._src import packing, paste, read_segs, validate
+from segspaste_jax._src import arrays, packing, paste, read_segs, validate
 from benchmarks.opencv_peer import peer_segs_paste, peer_segs_paste_threaded
 from benchmarks.workloads import WORKLOADS, make_workload
 
@@ -64,7 +64,7 @@ def _steps(image, segs, feather: int) -> dict:
   packed = packing.pack(read, shape, paged=True)
   times["packing"] = time.perf_counter() - start
   start, faults = time.perf_counter(), _faults()
-  x, owned, _ = validate.to_unit_float(image)
+  x, owned, _ = arrays.to_unit_float(image)
   x.block_until_ready()
   times["transfer"] = time.perf_counter() - start
   times["transfer_faults"] = _faults() - faults

@@ -4,7 +4,11 @@ their input through `validate` first."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import jax
+import numpy as np
 
 from segspaste_jax._src import arrays, packing, read_segs, validate
 from segspaste_jax._src.paste import paste
@@ -80,8 +84,7 @@ def segs_paste(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
                           bucket_size=bucket_size, max_segments=max_segments,
                           grow=grow, color_match=color_match,
                           color_strength=color_strength)
-  call = validate.prepare(image, segs, ref_image_opt, opts,
-                          place=mesh is None)
+  call = _prepare(image, segs, ref_image_opt, opts, place=mesh is None)
   if mesh is not None:  # host arrays: each process reads only its shards
     out = sharded_paste(call.image, call.packed, ref_image=call.ref,
                         mesh=mesh, **opts.paste_kwargs())
@@ -137,3 +140,66 @@ def pack_segs(segs, image_shape, *, bucket_size: int | None = None,
                           bucket_size=bucket_size, max_segments=max_segments)
   read = read_segs.read_segs(segs, shape, opts, with_crops=with_crops)
   return packing.pack(read, shape, with_crops=with_crops)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+  """A checked `segs_paste` call, ready for `paste` or `sharded_paste`.
+
+  Attributes:
+    image: `[N, H, W, C]` float JAX array in [0, 1]; with `place=False`, the
+      caller's array as given (any kind, uint8 included).
+    owned: whether `image` is the library's own (it may be donated).
+    wait: whether `image` or `ref` may share the caller's memory, so that
+      the call must wait for the paste before returning.
+    ref: `[N', H, W, C]` reference images like `image`, or None.
+    packed: the SEGS, packed for the image (numpy leaves).
+    as_uint8: the image came as uint8 and the result goes back as uint8.
+  """
+
+  image: Any
+  owned: bool
+  wait: bool
+  ref: Any
+  packed: PackedSegs
+  as_uint8: bool
+
+
+def _prepare(image, segs, ref_image_opt, opts: validate.Options, *,
+             place: bool = True) -> _Call:
+  """Checks a node-style call's arrays and SEGS, then converts them.
+
+  Everything is checked before anything reaches JAX. Then (with `place`)
+  the transfer of the image and reference starts before the SEGS are
+  packed: XLA copies a host array on its own threads while they are.
+
+  Args:
+    image: `[N, H, W, C]` float in [0, 1] or uint8, numpy, torch or JAX.
+    segs: torch-style SEGS, or a list of them (one per image).
+    ref_image_opt: optional reference images.
+    opts: checked options (`validate.options`).
+    place: convert the image and reference to JAX arrays here (False: the
+      caller places them, e.g. shard by shard on a mesh).
+
+  Raises:
+    TypeError, ValueError: naming the argument (and SEG index) on bad input,
+      before any array is converted.
+  """
+  shape = validate.check_image(image, "image")
+  if ref_image_opt is not None:
+    validate.check_ref_image(ref_image_opt, shape)
+  read = read_segs.read_segs(segs, shape, opts,
+                             with_crops=ref_image_opt is None)
+  as_uint8 = arrays.dtype_of(image) == np.uint8
+  owned = wait = False
+  ref = ref_image_opt
+  if place:
+    image, owned, wait = arrays.to_unit_float(image)
+    if ref is not None:
+      ref, _, wait_ref = arrays.to_unit_float(
+          ref[:shape[0]] if ref.shape[0] > shape[0] else ref)
+      wait = wait or wait_ref
+  # read by the paste only: the crops and masks go to XLA without a copy
+  packed = packing.pack(read, shape, with_crops=ref_image_opt is None,
+                        paged=True)
+  return _Call(image, owned, wait, ref, packed, as_uint8)

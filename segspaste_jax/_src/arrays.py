@@ -158,3 +158,12 @@ def host_unit_float(x: np.ndarray) -> np.ndarray:
   if x.dtype != np.uint8:
     return x
   return _UNIT_FLOATS[x]
+
+
+def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:
+  """`x` as a float JAX array in [0, 1]: `(array, owned, wait)` as
+  `to_device(x, own)` says (uint8 becomes a new float array of our own)."""
+  x, owned, wait = to_device(x, own)
+  if x.dtype == np.uint8:
+    return unit_float(x), True, wait
+  return x, owned, wait

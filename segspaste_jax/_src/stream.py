@@ -299,7 +299,7 @@ def _stream(frames, segs, opts: validate.Options, ref_image_opt, single_ref,
     packed = packing.pack(read, (size, h, w, c), with_crops=with_crops,
                           frames=where)
     if mesh is None:  # uint8 goes to the device as bytes
-      image, owned, _ = validate.to_unit_float(image, own=True)
+      image, owned, _ = arrays.to_unit_float(image, own=True)
       out = paste(image, packed, ref_image=ref, donate_image=owned,
                   **paste_kwargs)
     else:
@@ -337,7 +337,7 @@ def _checked_ref(ref: np.ndarray, hwc):
   """A block of reference frames in memory of our own (a chunk buffer or a
   copy), checked as `segs_paste` checks them, as a float JAX array."""
   validate.check_ref_image(ref, (None, *hwc))
-  return validate.to_unit_float(ref, own=True)[0]
+  return arrays.to_unit_float(ref, own=True)[0]
 
 
 def _finish(pending, bar) -> np.ndarray:

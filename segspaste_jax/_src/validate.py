@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from typing import Any
 from collections.abc import Sequence
 
 import jax
@@ -377,85 +376,3 @@ def check_coordinates(region, name: str, scaled_from=None) -> None:
     origin = "" if scaled_from is None else f"{scaled_from} scales to "
     raise ValueError(f"{name}: expected coordinates within "
                      f"+-{MAX_COORDINATE}, got {origin}{region}")
-
-
-# ----------------------------------------------------------------------------
-# A node-style call.
-# TODO(lead): move to arrays: `Call`, `prepare` and `to_unit_float` place
-# arrays on the device, not a check; they stay here until the host-copy
-# work on them has merged.
-
-@dataclasses.dataclass(frozen=True)
-class Call:
-  """A checked call, ready for `paste` or `sharded_paste`.
-
-  Attributes:
-    image: `[N, H, W, C]` float JAX array in [0, 1]; with `place=False`, the
-      caller's array as given (any kind, uint8 included).
-    owned: whether `image` is the library's own (it may be donated).
-    wait: whether `image` or `ref` may share the caller's memory, so that
-      the call must wait for the paste before returning.
-    ref: `[N', H, W, C]` reference images like `image`, or None.
-    packed: the SEGS, packed for the image (numpy leaves).
-    as_uint8: the image came as uint8 and the result goes back as uint8.
-  """
-
-  image: Any
-  owned: bool
-  wait: bool
-  ref: Any
-  packed: types.PackedSegs
-  as_uint8: bool
-
-
-def prepare(image, segs, ref_image_opt, opts: Options, *,
-            place: bool = True) -> Call:
-  """Checks a node-style call's arrays and SEGS, then converts them.
-
-  Everything is checked before anything reaches JAX. Then (with `place`)
-  the transfer of the image and reference starts before the SEGS are
-  packed: XLA copies a host array on its own threads while they are.
-
-  Args:
-    image: `[N, H, W, C]` float in [0, 1] or uint8, numpy, torch or JAX.
-    segs: torch-style SEGS, or a list of them (one per image).
-    ref_image_opt: optional reference images.
-    opts: checked options (`options`).
-    place: convert the image and reference to JAX arrays here (False: the
-      caller places them, e.g. shard by shard on a mesh).
-
-  Raises:
-    TypeError, ValueError: naming the argument (and SEG index) on bad input,
-      before any array is converted.
-  """
-  # pylint: disable=import-outside-toplevel
-  # (here, not at the top: reading and packing import this module)
-  from segspaste_jax._src import packing, read_segs
-  shape = check_image(image, "image")
-  if ref_image_opt is not None:
-    check_ref_image(ref_image_opt, shape)
-  read = read_segs.read_segs(segs, shape, opts,
-                             with_crops=ref_image_opt is None)
-  as_uint8 = arrays.dtype_of(image) == np.uint8
-  owned = wait = False
-  ref = ref_image_opt
-  if place:
-    image, owned, wait = to_unit_float(image)
-    if ref is not None:
-      ref, _, wait_ref = to_unit_float(ref[:shape[0]] if ref.shape[0]
-                                       > shape[0] else ref)
-      wait = wait or wait_ref
-  # read by the paste only: the crops and masks go to XLA without a copy
-  packed = packing.pack(read, shape, with_crops=ref_image_opt is None,
-                        paged=True)
-  return Call(image, owned, wait, ref, packed, as_uint8)
-
-
-def to_unit_float(x, own: bool = False) -> tuple[jax.Array, bool, bool]:
-  """`x` as a float JAX array in [0, 1]: `(array, owned, wait)` as
-  `arrays.to_device(x, own)` says (uint8 becomes a new float array of our
-  own)."""
-  x, owned, wait = arrays.to_device(x, own)
-  if x.dtype == np.uint8:
-    return arrays.unit_float(x), True, wait
-  return x, owned, wait
