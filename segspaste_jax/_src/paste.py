@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from segspaste_jax._src import accelerator, cpu, platform, trace_checks
 from segspaste_jax._src import blend as blend_lib
@@ -152,12 +153,21 @@ def paste(image, packed: PackedSegs, *, feather=5, alpha=255, ref_image=None,
   trace_checks.paste_args(image, packed, ref_image)
   relative = feather_mode == "relative"
   if relative:  # one argument type for ints and floats: one program
-    feather = jnp.asarray(feather, jnp.float32)
-  grow = jnp.asarray(grow, jnp.float32)
+    feather = _float32(feather)
+  grow = _float32(grow)
   kernel = _paste_jit_donated if donate_image else _paste_jit
   return kernel(image, packed.strip_meta(), feather, alpha, ref_image, soft,
                 grow, **static_args(platform.form_of(image), feather,
                                     relative), rgba_mode=rgba_mode, **color)
+
+
+def _float32(x):
+  """`x` as a float32 scalar argument of the compiled core: a numpy scalar
+  for a number (converting it with `jnp` would run a program of its own on
+  some JAX versions), a float32 array otherwise (traced values included)."""
+  if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+    return np.float32(x)
+  return jnp.asarray(x, jnp.float32)
 
 
 def check_color(color_match: str, color_strength) -> dict:
