@@ -90,7 +90,30 @@ def peer_segs_paste(image: np.ndarray, segs, feather: int,
       a crop whose size differs from its mask's, or a negative origin.
   """
   out = np.array(image, dtype=np.float32)
-  n, height, width = out.shape[:3]
+  n = out.shape[0]
+  pastes = [(crop, masks, np.empty((h, w, out.shape[3]), np.float32), x1, y1,
+             h, w)
+            for crop, masks, x1, y1, h, w in _prepared(out.shape, segs,
+                                                       feather, alpha)]
+
+  for i in range(n):
+    for crop, masks, scratch, x1, y1, h, w in pastes:
+      region = out[i, y1:y1 + h, x1:x1 + w]  # a view: written in place
+      np.subtract(crop[i], region, out=scratch)
+      np.multiply(scratch, masks[i if len(masks) > 1 else 0], out=scratch)
+      region += scratch
+  return out
+
+
+def _prepared(shape, segs, feather: int, alpha) -> list:
+  """Each SEG that pastes anything, ready for both peers: `(crop, masks,
+  x1, y1, h, w)` with the crop cut to its pasted `h x w` and its masks
+  feathered once, `[1, h, w]` (used for every frame) or `[N, h, w]`.
+
+  Raises:
+    NotImplementedError: as `peer_segs_paste`.
+  """
+  n, height, width = shape[:3]
   (seg_h, seg_w), seg_list = segs
   if (int(seg_h), int(seg_w)) != (height, width):
     raise NotImplementedError("SEGS size != image size (scale match)")
@@ -113,19 +136,11 @@ def peer_segs_paste(image: np.ndarray, segs, feather: int,
       continue  # wholly past the right or bottom edge: nothing to paste
     # every 2-D mask blurred once; a per-frame mask once per frame
     if mask.ndim == 2:
-      masks = [_feather(mask, feather, alpha)[:h, :w]] * n
+      masks = _feather(mask, feather, alpha)[None, :h, :w]
     else:
-      masks = [_feather(m, feather, alpha)[:h, :w] for m in mask]
-    scratch = np.empty((h, w, out.shape[3]), np.float32)
-    pastes.append((crop[:, :h, :w], masks, scratch, x1, y1, h, w))
-
-  for i in range(n):
-    for crop, masks, scratch, x1, y1, h, w in pastes:
-      region = out[i, y1:y1 + h, x1:x1 + w]  # a view: written in place
-      np.subtract(crop[i], region, out=scratch)
-      np.multiply(scratch, masks[i], out=scratch)
-      region += scratch
-  return out
+      masks = np.stack([_feather(m, feather, alpha)[:h, :w] for m in mask])
+    pastes.append((crop[:, :h, :w], masks, x1, y1, h, w))
+  return pastes
 
 
 def _split(count: int, parts: int) -> list[slice]:
@@ -145,33 +160,9 @@ def peer_segs_paste_threaded(image: np.ndarray, segs, feather: int,
   over them), in place, through one scratch buffer; numpy releases the GIL
   in these loops, so the threads run at once.
   """
-  n, height, width = image.shape[:3]
+  n, height = image.shape[:2]
   out = np.empty(image.shape, np.float32)
-  (seg_h, seg_w), seg_list = segs
-  if (int(seg_h), int(seg_w)) != (height, width):
-    raise NotImplementedError("SEGS size != image size (scale match)")
-  pastes = []
-  for seg in seg_list:
-    if seg.cropped_image is None:
-      continue
-    crop = np.asarray(seg.cropped_image, dtype=np.float32)
-    mask = np.asarray(seg.cropped_mask)
-    if mask.ndim != 2 and not (mask.ndim == 3 and len(mask) == n):
-      raise NotImplementedError(f"mask shape {mask.shape} for {n} frames")
-    if crop.shape[1:3] != mask.shape[-2:]:
-      raise NotImplementedError("crop size != mask size (mask resize)")
-    x1, y1 = int(seg.crop_region[0]), int(seg.crop_region[1])
-    if x1 < 0 or y1 < 0:
-      raise NotImplementedError("negative crop_region origin")
-    w = min(width, x1 + crop.shape[2]) - x1
-    h = min(height, y1 + crop.shape[1]) - y1
-    if h <= 0 or w <= 0:
-      continue
-    if mask.ndim == 2:
-      masks = _feather(mask, feather, alpha)[None, :h, :w]
-    else:
-      masks = np.stack([_feather(m, feather, alpha)[:h, :w] for m in mask])
-    pastes.append((crop[:, :h, :w], masks, x1, y1, h, w))
+  pastes = _prepared(image.shape, segs, feather, alpha)
 
   def frames(part: slice) -> None:
     out[part] = image[part]
