@@ -17,10 +17,10 @@ import statistics
 import time
 
 import jax
-import jax.monitoring
 
 import segspaste_jax
-from benchmarks.workloads import WORKLOADS, make_workload
+from benchmarks.harness import compile_counter, placed_workload
+from benchmarks.workloads import WORKLOADS
 
 DEFAULT = "0,1,3,4,5,6,7,10,11,25,50,51,75,100"
 
@@ -33,13 +33,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   feathers = [int(f) for f in args.feathers.split(",")]
 
-  compiles = []
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda name, secs, **kw: compiles.append(secs)
-      if name.endswith("backend_compile_duration") else None)
-  image, segs = make_workload(args.workload)
-  packed = jax.device_put(segspaste_jax.pack_segs(segs, image.shape))
-  image = jax.device_put(image)
+  compiles = compile_counter()
+  image, packed = placed_workload(args.workload)
 
   def run(feather):
     return segspaste_jax.paste(image, packed, feather=feather

@@ -17,10 +17,10 @@ import statistics
 import time
 
 import jax
-import jax.monitoring
 
 import segspaste_jax
-from benchmarks.workloads import WORKLOADS, make_workload
+from benchmarks.harness import compile_counter, placed_workload
+from benchmarks.workloads import WORKLOADS
 
 # (label, keyword arguments of `paste`)
 VARIANTS = (
@@ -39,13 +39,8 @@ def main(argv=None) -> int:
   parser.add_argument("--repeats", type=int, default=9)
   args = parser.parse_args(argv)
 
-  compiles = []
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda name, secs, **kw: compiles.append(secs)
-      if name.endswith("backend_compile_duration") else None)
-  image, segs = make_workload(args.workload)
-  packed = jax.device_put(segspaste_jax.pack_segs(segs, image.shape))
-  image = jax.device_put(image)
+  compiles = compile_counter()
+  image, packed = placed_workload(args.workload)
   plain = dict(feather=WORKLOADS[args.workload][0])
 
   def run(kwargs):
