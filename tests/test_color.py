@@ -456,6 +456,31 @@ def test_both_forms_agree_and_one_program_serves_every_strength(
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_both_forms_agree_off_the_corner(method):
+  # The CPU form fits the colour statistics in branches of their own; a
+  # crop hanging over the image's edges (its window shifted) and a mask of
+  # another size than its crop (resized) take the general branch, the
+  # plain segment the corner one. The accelerator form has no branches.
+  rng = np.random.default_rng(17)
+  image, mask, region = _scene(rng)
+  crop = _texture(rng, (2, 40, 36, 3)).astype(np.float32)
+  small = np.ascontiguousarray(mask[::2, ::2])
+  segs = ((H, W), [seg(crop, mask, (-6, -4, 30, 36)),
+                   seg(crop, small, (W - 30, H - 36, W + 6, H + 4)),
+                   seg(_recoloured(method, crop, rng).astype(np.float32),
+                       mask, region)])
+  packed = pack_segs(segs, image.shape).strip_meta()
+  outs = [np.asarray(paste_lib._paste_jit(
+      image, packed, 5, 255, None, False, form=form, color_match=method,
+      color_strength=0.8))
+          for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
+  np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+  plain = np.asarray(segs_paste(image, segs, 5))
+  for a, b in ((16, 12), (48, 68)):  # both edge segments were matched
+    assert not np.allclose(outs[1][:, a, b], plain[:, a, b], atol=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_accelerator_program_stays_straight_line(method):
   rng = np.random.default_rng(16)
   image, mask, region = _scene(rng)

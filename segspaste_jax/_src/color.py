@@ -24,6 +24,7 @@ no loop, no branch, every value traced but the method.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,17 +62,25 @@ _WHITE_D65 = (0.95047, 1.0, 1.08883)  # CIE 1931 2-degree observer
 # ----------------------------------------------------------------------------
 # sRGB <-> CIELAB, as scikit-image computes it (with finite gradients).
 
-def _mix3(m, c):
-  """`c @ m.T` over the last axis, as explicit products (no matrix unit:
-  full float32 precision on every backend)."""
-  return jnp.stack([m[i, 0] * c[..., 0] + m[i, 1] * c[..., 1]
-                    + m[i, 2] * c[..., 2] for i in range(3)], axis=-1)
+def _mix3(m, c, offset=None):
+  """`c @ m.T (+ offset)` over the last axis, `m` `[3, 3]` and `offset`
+  `[3]` static, as three broadcast products: no matrix unit (full float32
+  precision on every backend) and no stacking of channels (XLA:CPU would
+  evaluate the concatenation element by element inside a fused loop)."""
+  out = sum(c[..., j:j + 1] * jnp.asarray(m[:, j], c.dtype) for j in range(3))
+  return out if offset is None else out + jnp.asarray(offset, c.dtype)
 
 
 def _pow(x, e: float, floor: float):
   """`max(x, floor) ** e` as `exp(e log x)`: one fused pair of
   transcendentals where XLA:CPU runs `pow` and `cbrt` element by element."""
   return jnp.exp(e * jnp.log(jnp.maximum(x, floor)))
+
+
+# CIELAB from f(X), f(Y), f(Z) (and back) as linear maps plus offsets.
+_LAB_FROM_F = np.array([[0.0, 116.0, 0.0], [500.0, -500.0, 0.0],
+                        [0.0, 200.0, -200.0]])
+_F_FROM_LAB = np.linalg.inv(_LAB_FROM_F)
 
 
 def rgb_to_lab(rgb):
@@ -81,16 +90,14 @@ def rgb_to_lab(rgb):
   xyz = _mix3(_XYZ_FROM_RGB / np.asarray(_WHITE_D65)[:, None], lin)
   f = jnp.where(xyz > 0.008856, _pow(xyz, 1 / 3, 0.008856),
                 7.787 * xyz + 16 / 116)
-  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-  return jnp.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], -1)
+  return _mix3(_LAB_FROM_F, f, (-16.0, 0.0, 0.0))
 
 
 def lab_to_rgb(lab):
   """CIELAB (D65) `[..., 3]` to sRGB in [0, 1], as `skimage.color.lab2rgb`
   (which sets a negative `f(Z)` to 0 and clips the result)."""
-  fy = (lab[..., 0] + 16) / 116
-  f = jnp.stack([lab[..., 1] / 500 + fy, fy,
-                 jnp.maximum(fy - lab[..., 2] / 200, 0)], axis=-1)
+  f = _mix3(_F_FROM_LAB, lab, _F_FROM_LAB @ np.array([16.0, 0.0, 0.0]))
+  f = jnp.maximum(f, jnp.asarray([-np.inf, -np.inf, 0.0], lab.dtype))
   xyz = jnp.where(f > 0.2068966, f * f * f, (f - 16 / 116) / 7.787)
   lin = _mix3(_RGB_FROM_XYZ * np.asarray(_WHITE_D65)[None, :], xyz)
   rgb = jnp.where(lin > 0.0031308,
@@ -167,34 +174,47 @@ def _mm(a, b):
 
 
 # ----------------------------------------------------------------------------
-# The methods: `x`, `r` `[..., h, w, 3]`, `p` `[..., h, w, 1]` normalised.
+# The methods, each as a fit (small statistics from the crop `x`, the
+# reference `r` and the weights `w`) and an apply (those statistics used on
+# every pixel of `x`): `x`, `r` `[..., h, w, 3]`, `w` `[..., h, w, 1]`.
 
-def _rct(x, r, w, stride: int):
-  lx = rgb_to_lab(x)
+def _rct_fit(x, r, w, stride: int):
   ws = _every(w, stride)
-  mx, vx = _stats(_every(lx, stride), ws, cov=False)
+  mx, vx = _stats(rgb_to_lab(_every(x, stride)), ws, cov=False)
   mr, vr = _stats(rgb_to_lab(_every(r, stride)), ws, cov=False)
   gain = jnp.sqrt((vr + _RCT_EPS ** 2) / (vx + _RCT_EPS ** 2))
-  lab = ((lx - mx[..., None, None, :]) * gain[..., None, None, :]
-         + mr[..., None, None, :])
+  return gain, mr - mx * gain  # lab' = lab * gain + offset
+
+
+def _rct_apply(x, params):
+  gain, offset = (p[..., None, None, :] for p in params)
+  lab = rgb_to_lab(x) * gain + offset
   lo = jnp.asarray([0.0, -127.0, -127.0], lab.dtype)
   hi = jnp.asarray([100.0, 127.0, 127.0], lab.dtype)
   return lab_to_rgb(jnp.clip(lab, lo, hi))
 
 
-def _mkl(x, r, w, stride: int):
+def _mkl_fit(x, r, w, stride: int):
   ws = _every(w, stride)
   mx, a = _stats(_every(x, stride), ws, cov=True)
   mr, b = _stats(_every(r, stride), ws, cov=True)
   ridge = _MKL_EPS * jnp.eye(3, dtype=x.dtype)
   a_half, a_inv_half = _sqrt_pair(a + ridge)
   mid, _ = _sqrt_pair(_mm(_mm(a_half, b + ridge), a_half))
-  t = _mm(_mm(a_inv_half, mid), a_inv_half)[..., None, None, :, :]
-  cx = x - mx[..., None, None, :]
-  mr = mr[..., None, None, :]
-  return jnp.stack([cx[..., 0] * t[..., 0, j] + cx[..., 1] * t[..., 1, j]
-                    + cx[..., 2] * t[..., 2, j] + mr[..., j]
-                    for j in range(3)], axis=-1)
+  t = _mm(_mm(a_inv_half, mid), a_inv_half)
+  # x' = (x - mx) t + mr = x t + offset
+  offset = mr - jnp.einsum("...i,...ij->...j", mx, t,
+                           precision=lax.Precision.HIGHEST)
+  return t, offset
+
+
+def _mkl_apply(x, params):
+  # x t + offset as broadcast products: a contraction over three channels
+  # is no work for a matrix unit, and XLA:CPU runs it far slower as a dot.
+  t, offset = params
+  t = t[..., None, None, :, :]
+  return (x[..., 0:1] * t[..., 0, :] + x[..., 1:2] * t[..., 1, :]
+          + x[..., 2:3] * t[..., 2, :] + offset[..., None, None, :])
 
 
 def _coarse_axis(n: int) -> tuple[int, int]:
@@ -213,49 +233,87 @@ def _gauss_matrix(cells: int, sigma):
 
 def _pool(a, f: int, axis: int):
   """Means of `f` consecutive samples along `axis` (a multiple of `f`
-  long), as a sum of `f` strided slices: XLA:CPU reduces a reshaped axis
-  far slower."""
+  long): the axis split in two (a free reshape) and its `f` phases added
+  as static slices, which XLA:CPU fuses with whatever produces `a`; it
+  reduces a split axis, or sums strided slices, several times slower."""
   axis = axis % a.ndim
   if f == 1:
     return a
-  parts = [lax.slice_in_dim(a, k, a.shape[axis], stride=f, axis=axis)
+  split = a.reshape(a.shape[:axis] + (a.shape[axis] // f, f)
+                    + a.shape[axis + 1:])
+  parts = [lax.index_in_dim(split, k, axis + 1, keepdims=False)
            for k in range(f)]
   return sum(parts[1:], parts[0]) / f
 
 
-def _upsample(a, f: int, n: int, axis: int):
-  """Bilinear `f`-fold upsampling along `axis` (cell `i`'s centre at pixel
-  `(i + 0.5) f - 0.5`, clamped at the ends), cut to `n` samples: static
-  slices and products, no gather, no matrix."""
+def _phase_weights(f: int) -> np.ndarray:
+  """`[3, f]`: bilinear `f`-fold upsampling's weights on the previous, own
+  and next cell for each of a cell's `f` output samples (cell `i`'s centre
+  at sample `(i + 0.5) f - 0.5`)."""
+  weights = np.zeros((3, f))
+  for k in range(f):
+    pos = (k + 0.5) / f - 0.5
+    lo = int(np.floor(pos))  # -1 or 0
+    weights[1 + lo, k] += 1 - (pos - lo)
+    weights[2 + lo, k] += pos - lo
+  return weights
+
+
+def _neighbours(a, axis: int):
+  """`a` shifted by one cell back and forth along `axis`, clamped."""
+  cells = a.shape[axis]
+  edge = lambda k: lax.slice_in_dim(a, k, k + 1, axis=axis)
+  before = jnp.concatenate([edge(0), lax.slice_in_dim(a, 0, cells - 1,
+                                                      axis=axis)], axis=axis)
+  after = jnp.concatenate([lax.slice_in_dim(a, 1, cells, axis=axis),
+                           edge(cells - 1)], axis=axis)
+  return before, a, after
+
+
+def _upsample(a, f: int, n: int, axis: int, stacked: bool = False):
+  """Bilinear `f`-fold upsampling along `axis` (clamped at the ends), cut
+  to `n` samples.
+
+  Each output sample mixes its cell with the previous or the next one, by
+  a static weight per phase (`_phase_weights`). Two equal forms, for
+  XLA:CPU's sake:
+
+  - `stacked=False`: the three neighbour arrays, each repeated `f` times (a
+    broadcast and a free reshape) and weighted. Elementwise work that XLA
+    fuses into its consumer, which stays a contiguous loop when `axis` is
+    the rows (whole rows are repeated): the form for the last pass.
+  - `stacked=True`: the `f` phases computed apart and stacked, which XLA
+    writes out as an array of its own: the form for the first pass, along
+    the columns, on the small array of coarse rows (fused into a consumer,
+    the stacking becomes a select per element).
+  """
   axis = axis % a.ndim
   if f == 1:
     return lax.slice_in_dim(a, 0, n, axis=axis)
   cells = a.shape[axis]
-  padded = jnp.concatenate([lax.slice_in_dim(a, 0, 1, axis=axis), a,
-                            lax.slice_in_dim(a, cells - 1, cells, axis=axis)],
-                           axis=axis)
-  phases = []
-  for k in range(f):
-    pos = (k + 0.5) / f - 0.5
-    lo = int(np.floor(pos))
-    t = pos - lo
-    start = 1 + lo
-    left = lax.slice_in_dim(padded, start, start + cells, axis=axis)
-    right = lax.slice_in_dim(padded, start + 1, start + 1 + cells, axis=axis)
-    phases.append((1 - t) * left + t * right)
-  out = jnp.stack(phases, axis=axis + 1)
-  shape = a.shape[:axis] + (cells * f,) + a.shape[axis + 1:]
-  return lax.slice_in_dim(out.reshape(shape), 0, n, axis=axis)
+  near = _neighbours(a, axis)
+  weights = _phase_weights(f)
+  if stacked:
+    out = jnp.stack([sum(b * weights[j, k] for j, b in enumerate(near))
+                     for k in range(f)], axis=axis + 1)
+  else:
+    shape = [1] * (a.ndim + 1)
+    shape[axis + 1] = f
+    out = sum(jnp.expand_dims(b, axis + 1)
+              * jnp.asarray(wt, a.dtype).reshape(shape)
+              for b, wt in zip(near, weights))
+  full = a.shape[:axis] + (cells * f,) + a.shape[axis + 1:]
+  return lax.slice_in_dim(out.reshape(full), 0, n, axis=axis)
 
 
-def _lowfreq(x, r, w, sigma):
-  """`x + G(w (r - x)) / G(w)`; `w` `[..., h, w, 1]` raw weights, `sigma`
-  `[...]` in pixels.
+def _lowfreq_fit(x, r, w, sigma):
+  """The coarse shift `G(w (r - x)) / G(w)` `[..., cells, cells, 3]`; `w`
+  `[..., h, w, 1]` raw weights, `sigma` `[...]` in pixels.
 
   The blur runs on the coarse grid: area means of `f x f` cells, a
   Gaussian there whose variance, added to the cells' own (`f^2 / 12`) and
   the bilinear interpolation's (`f^2 / 6`), makes `sigma^2` (at least half
-  a cell), and bilinear interpolation back.
+  a cell), and (in `_lowfreq_apply`) bilinear interpolation back.
   """
   h, wd = x.shape[-3:-1]
   (ch, fh), (cw, fw) = _coarse_axis(h), _coarse_axis(wd)
@@ -278,13 +336,75 @@ def _lowfreq(x, r, w, sigma):
   gc = _gauss_matrix(cw, coarse_sigma(fw))
   low = jnp.einsum("...ij,...jlk,...ml->...imk", gr, planes, gc,
                    precision=lax.Precision.HIGHEST)
-  shift = low[..., :-1] / (low[..., -1:] + _LOWFREQ_EPS)
-  shift = _upsample(_upsample(shift, fh, h, -3), fw, wd, -2)
-  return x + shift
+  return low[..., :-1] / (low[..., -1:] + _LOWFREQ_EPS)
+
+
+def _lowfreq_apply(x, shift):
+  h, wd = x.shape[-3:-1]
+  fh, fw = _coarse_axis(h)[1], _coarse_axis(wd)[1]
+  return x + _upsample(_upsample(shift, fw, wd, -2, stacked=True), fh, h, -3)
 
 
 # ----------------------------------------------------------------------------
-# The traceable step and the public function.
+# The traceable step: fit, apply, and both at once.
+
+class Fit(NamedTuple):
+  """What `fit` learns for `apply` (small arrays, leading axes batched).
+
+  Attributes:
+    params: the method's statistics (lowfreq: the coarse shift; rct: Lab
+      gain and offset; mkl: the 3x3 map and offset).
+    has_weight: `[...]` bool: the weights were not all zero.
+  """
+
+  params: tuple
+  has_weight: jax.Array
+
+
+def fit(x, r, w, method: str, sigma=None, size=None,
+        stride: int = 1) -> Fit:
+  """The colour step's statistics (inputs assumed valid; see `match`)."""
+  if method not in METHODS:
+    raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+  lead = jnp.broadcast_shapes(x.shape[:-3], r.shape[:-3], w.shape[:-2])
+  x = jnp.broadcast_to(x, lead + x.shape[-3:])
+  r = jnp.broadcast_to(r, lead + x.shape[-3:])
+  # the weights keep their own leading shape (often one for every frame)
+  w = w[..., None].astype(x.dtype)
+  if x.shape[-1] == 1:  # grey: matched as the RGB image (g, g, g)
+    x, r = jnp.repeat(x, 3, -1), jnp.repeat(r, 3, -1)
+  total = jnp.sum(w, axis=(-3, -2, -1))
+  has_weight = jnp.broadcast_to(total > 0, lead)
+  if method == "lowfreq":
+    if sigma is None:
+      hw = x.shape[-3:-1] if size is None else size
+      sigma = LOWFREQ_SIGMA * jnp.sqrt(
+          jnp.asarray(hw[0], x.dtype) * jnp.asarray(hw[1], x.dtype))
+    sigma = jnp.maximum(jnp.asarray(sigma, x.dtype), 1e-3)
+    return Fit((_lowfreq_fit(x, r, w, sigma),), has_weight)
+  return Fit((_rct_fit if method == "rct" else _mkl_fit)(x, r, w, stride),
+             has_weight)
+
+
+def apply(x, learned: Fit, method: str, strength):
+  """`x` `[..., h, w, k]` (k 1 or 3) matched by what `fit` learned, mixed
+  with itself by `strength` (scalar or `[...]`) and clipped to [0, 1]; `x`
+  itself where the weights were all zero."""
+  lead = learned.has_weight.shape
+  x = jnp.broadcast_to(x, lead + x.shape[-3:])
+  grey = x.shape[-1] == 1
+  rgb = jnp.repeat(x, 3, -1) if grey else x
+  if method == "lowfreq":
+    matched = _lowfreq_apply(rgb, learned.params[0])
+  else:
+    matched = (_rct_apply if method == "rct" else _mkl_apply)(
+        rgb, learned.params)
+  if grey:
+    matched = jnp.mean(matched, axis=-1, keepdims=True)
+  s = jnp.broadcast_to(jnp.asarray(strength, x.dtype), lead)
+  out = jnp.clip(x + s[..., None, None, None] * (matched - x), 0, 1)
+  return jnp.where(learned.has_weight[..., None, None, None], out, x)
+
 
 def match(x, r, w, method: str, strength, sigma=None, size=None,
           stride: int = 1):
@@ -306,33 +426,8 @@ def match(x, r, w, method: str, strength, sigma=None, size=None,
   Returns:
     `[..., h, w, k]` of the broadcast leading shape, in [0, 1].
   """
-  if method not in METHODS:
-    raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-  lead = jnp.broadcast_shapes(x.shape[:-3], r.shape[:-3], w.shape[:-2])
-  x = jnp.broadcast_to(x, lead + x.shape[-3:])
-  r = jnp.broadcast_to(r, lead + x.shape[-3:])
-  # the weights keep their own leading shape (often one for every frame)
-  w = w[..., None].astype(x.dtype)
-  k = x.shape[-1]
-  if k == 1:  # grey: matched as the RGB image (g, g, g)
-    out = match(jnp.repeat(x, 3, -1), jnp.repeat(r, 3, -1), w[..., 0],
-                method, strength, sigma, size, stride)
-    return jnp.mean(out, axis=-1, keepdims=True)
-  total = jnp.sum(w, axis=(-3, -2), keepdims=True)
-  has_weight = jnp.broadcast_to(total > 0, lead + (1, 1, 1))
-  if method == "lowfreq":
-    if sigma is None:
-      hw = x.shape[-3:-1] if size is None else size
-      sigma = LOWFREQ_SIGMA * jnp.sqrt(
-          jnp.asarray(hw[0], x.dtype) * jnp.asarray(hw[1], x.dtype))
-    matched = _lowfreq(x, r, w, jnp.maximum(jnp.asarray(sigma, x.dtype),
-                                            1e-3))
-  else:
-    matched = (_rct if method == "rct" else _mkl)(x, r, w, stride)
-  s = jnp.asarray(strength, x.dtype)
-  s = jnp.broadcast_to(s, lead)[..., None, None, None]
-  out = jnp.clip(x + s * (matched - x), 0, 1)
-  return jnp.where(has_weight, out, x)
+  return apply(x, fit(x, r, w, method, sigma, size, stride), method,
+               strength)
 
 
 def match_color(crops, reference, *, method: str = "lowfreq", weights=None,

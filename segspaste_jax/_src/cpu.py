@@ -243,37 +243,53 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
       gain = how.gain * feather_lib.edge_ramp(window, (dy, dx), ref_hw,
                                               how.feather, how.soft)
     inside = geo_lib.inside(window, dy, dx, ref_hw)
-
-    def blend(frames, m, crop_window):
-      ref = (crop_window() if ref_image is None else
-             geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window))
-      return geo_lib.blend_window(frames, rows[i], geo.xs[i], m, ref, inside,
-                                  how, size=ref_hw, color_under=under)
+    same = jnp.all(mask_hw == ref_hw)
+    corner = same & (dy == 0) & (dx == 0)
 
     def crop():
       return lax.dynamic_index_in_dim(crops, i, keepdims=False)
 
-    def general(frames):
-      def cut(m):
-        return geo_lib.shifted_window(m, dy, dx, *window)
+    def windows(at_corner: bool):
+      """The window mask (times the gain) and the pasted pixels under the
+      window: static cuts at the corner (the usual case), else the crop
+      shifted and the mask resized."""
+      if at_corner:
+        m = mask[:, :window[0], :window[1]]
+        pasted = lambda: crop()[:, :window[0], :window[1]]
+      else:
+        def cut(m):
+          return geo_lib.shifted_window(m, dy, dx, *window)
 
-      def resize(m):  # the bilinear resize and the cut as two small products
-        return feather_lib.feathered_window(m, mask_hw, ref_hw, (dy, dx),
-                                            window, jnp.int32(0))
+        def resize(m):  # the bilinear resize and the cut as two products
+          return feather_lib.feathered_window(m, mask_hw, ref_hw, (dy, dx),
+                                              window, jnp.int32(0))
 
-      m = lax.cond(same, cut, resize, mask) * gain
-      return blend(frames, m,
-                   lambda: geo_lib.shifted_window(crop(), dy, dx, *window))
+        m = lax.cond(same, cut, resize, mask)
+        pasted = lambda: geo_lib.shifted_window(crop(), dy, dx, *window)
+      ref = (pasted() if ref_image is None else
+             geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window))
+      return m * gain, ref
 
-    def at_corner(frames):  # the usual case: static cuts, no padding
-      m = mask[:, :window[0], :window[1]] * gain
-      return blend(frames, m, lambda: crop()[:, :window[0], :window[1]])
+    def blend(at_corner: bool):
+      def run(frames, learned):
+        m, ref = windows(at_corner)
+        return geo_lib.blend_window(frames, rows[i], geo.xs[i], m, ref, inside,
+                                    how, size=ref_hw, learned=learned)
+      return run
 
-    under = None
+    learned = None
     if how.color != "none":
-      under = geo_lib.cut_rows(frames, rows[i], geo.xs[i], window)
-    same = jnp.all(mask_hw == ref_hw)
-    return lax.cond(same & (dy == 0) & (dx == 0), at_corner, general, frames)
+      # The colour statistics in branches of their own that only read the
+      # frames; the blend's branches then write them in place.
+      def fit(at_corner: bool):
+        def run(frames):
+          m, ref = windows(at_corner)
+          under = geo_lib.cut_rows(frames, rows[i], geo.xs[i], window)
+          return geo_lib.color_fit(ref, under, m, inside, ref_hw, how)
+        return run
+
+      learned = lax.cond(corner, fit(True), fit(False), frames)
+    return lax.cond(corner, blend(True), blend(False), frames, learned)
 
   def step(frames, i):
     # Padding slots and skipped SEGs do no work at all (a real branch).

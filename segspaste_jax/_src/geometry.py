@@ -21,8 +21,8 @@ from segspaste_jax._src.types import PackedSegs
 
 
 # The colour step's statistics read every `min(win_h, win_w) //
-# STATS_SAMPLES`-th row and column of a window (see `color_window`).
-STATS_SAMPLES = 128
+# STATS_SAMPLES`-th row and column of a window (see `color_fit`).
+STATS_SAMPLES = 64
 
 
 class Blend(NamedTuple):
@@ -144,11 +144,11 @@ def pasted_window(i, geo: Geometry, crops, ref_image, window):
 
 
 def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
-                 size=None, color_under=None):
+                 size=None, learned=None):
   """Blends pasted pixels into one window of `frames` and writes it back.
 
   With `how.color` other than "none", the pasted pixels are first matched
-  to the window's own (`color_window`).
+  to the window's own (`color_fit`, `color_apply`).
 
   Args:
     frames: `[N, H, W, C]`.
@@ -161,9 +161,10 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
     how: the shared `Blend`.
     size: int32 `(h, w)`, the pasted pixels' real size (for the colour
       step only).
-    color_under: the window of `frames` already cut, for the colour step
-      (the CPU form cuts it before its branches: read inside a branch
-      that then writes the frames in place, XLA copies all the frames).
+    learned: the colour step's `color_fit`, already computed (the CPU form
+      fits before its branches: read inside a branch that then writes the
+      frames in place, the window makes XLA copy all the frames); None: fit
+      here.
 
   Returns:
     `frames` with the window blended (`lax.dynamic_update_slice`).
@@ -174,39 +175,50 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
   corner = (zero, ys, xs, zero)
   under = lax.dynamic_slice(frames, corner, (n, win_h, win_w, c))
   if how.color != "none":
-    ref = color_window(ref, under if color_under is None else color_under, m,
-                       inside_mask, size, how)
+    if learned is None:
+      learned = color_fit(ref, under, m, inside_mask, size, how)
+    ref = color_apply(ref, learned, how)
   blended = blend_lib.blend(how.rule, m[..., None], under.astype(how.compute),
                             ref.astype(how.compute), inside_mask[..., None])
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
 
 
-def color_window(ref, under, m, inside_mask, size, how: Blend):
-  """The pasted pixels matched to the frame's pixels they replace.
+def _colour_channels(ref) -> int:
+  return 1 if ref.shape[-1] == 1 else 3
 
-  Each frame's pasted pixels (`color.match`, method `how.color`, strength
-  `how.strength`) are matched to that frame's window as it is when the
-  segment lands (earlier segments included), weighted by the blend's own
-  mask `m` (feathered, resized, times `alpha / 255` and the soft edge: the
-  pixels weigh as much as they are replaced), zero outside the pasted
-  pixels' real extent. Alpha channels pass through; lowfreq's sigma is a
-  fraction of `size`, the pasted pixels' real size. rct and mkl take their
-  statistics from every `min(win_h, win_w) // STATS_SAMPLES`-th row and
-  column: at least `STATS_SAMPLES` per axis of the window, plenty for a
-  mean and a 3x3 covariance at a fraction of the reads (a crop far smaller
-  than its bucket gets fewer).
 
-  Returns:
-    `[N, win_h, win_w, C']` of the compute dtype.
+def color_fit(ref, under, m, inside_mask, size, how: Blend) -> color_lib.Fit:
+  """The colour step's statistics: the pasted pixels `ref` against the
+  frame's pixels they replace, `under` `[N, win_h, win_w, C]`.
+
+  Each frame's pasted pixels are matched (`color.fit`, method `how.color`)
+  to that frame's window as it is when the segment lands (earlier segments
+  included), weighted by the blend's own mask `m` (feathered, resized,
+  times `alpha / 255` and the soft edge: the pixels weigh as much as they
+  are replaced), zero outside the pasted pixels' real extent. lowfreq's
+  sigma is a fraction of `size`, the pasted pixels' real size. rct and mkl
+  take their statistics from every `min(win_h, win_w) //
+  STATS_SAMPLES`-th row and column: at least `STATS_SAMPLES` per axis of
+  the window, plenty for a mean and a 3x3 covariance at a fraction of the
+  reads (a crop far smaller than its bucket gets fewer).
   """
   ref = jnp.where(inside_mask[..., None], ref.astype(how.compute), 0)
   w = jnp.where(inside_mask, m.astype(how.compute), 0)
-  k = 1 if ref.shape[-1] == 1 else 3
-  x = ref[..., :k]
-  x = jnp.broadcast_to(x, (under.shape[0],) + x.shape[1:])
+  k = _colour_channels(ref)
+  x = jnp.broadcast_to(ref[..., :k], (under.shape[0],) + ref.shape[1:-1]
+                       + (k,))
   stride = max(1, min(ref.shape[-3:-1]) // STATS_SAMPLES)
-  matched = color_lib.match(x, under[..., :k].astype(how.compute), w,
-                            how.color, how.strength, size=size, stride=stride)
+  return color_lib.fit(x, under[..., :k].astype(how.compute), w, how.color,
+                       size=size, stride=stride)
+
+
+def color_apply(ref, learned: color_lib.Fit, how: Blend):
+  """The pasted pixels `ref` `[F, win_h, win_w, C']` matched by what
+  `color_fit` learned, with strength `how.strength`; alpha channels pass
+  through. Returns `[N, win_h, win_w, C']` of the compute dtype."""
+  ref = ref.astype(how.compute)
+  k = _colour_channels(ref)
+  matched = color_lib.apply(ref[..., :k], learned, how.color, how.strength)
   alpha = jnp.broadcast_to(ref[..., k:], matched.shape[:-1]
                            + (ref.shape[-1] - k,))
   return jnp.concatenate([matched, alpha], axis=-1)
