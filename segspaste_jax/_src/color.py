@@ -260,14 +260,13 @@ def _phase_weights(f: int) -> np.ndarray:
 
 
 def _neighbours(a, axis: int):
-  """`a` shifted by one cell back and forth along `axis`, clamped."""
+  """`a` shifted by one cell back and forth along `axis`, clamped: three
+  static slices of `a` padded by its edge cells."""
   cells = a.shape[axis]
-  edge = lambda k: lax.slice_in_dim(a, k, k + 1, axis=axis)
-  before = jnp.concatenate([edge(0), lax.slice_in_dim(a, 0, cells - 1,
-                                                      axis=axis)], axis=axis)
-  after = jnp.concatenate([lax.slice_in_dim(a, 1, cells, axis=axis),
-                           edge(cells - 1)], axis=axis)
-  return before, a, after
+  pads = [(1, 1) if k == axis else (0, 0) for k in range(a.ndim)]
+  padded = jnp.pad(a, pads, mode="edge")
+  return tuple(lax.slice_in_dim(padded, k, k + cells, axis=axis)
+               for k in range(3))
 
 
 def _upsample(a, f: int, n: int, axis: int, stacked: bool = False):
