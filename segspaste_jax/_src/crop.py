@@ -139,12 +139,13 @@ def _crop_core(image, regions, bucket: int) -> SegCrops:
 
 
 @functools.partial(jax.jit,
-                   static_argnames=("bucket", "size", "fit", "method"))
+                   static_argnames=("bucket", "size", "fit", "method", "loop"))
 def _model_core(image, regions, bucket: int, size, fit: str,
-                method: str) -> model_size.ModelCrops:
+                method: str, loop: bool | None) -> model_size.ModelCrops:
   cut = _cut_any(image, regions, bucket)
   transform = model_size.make_transform(cut.sizes, bucket, size, fit)
-  crops = model_size.resize_to_model(cut.crops, transform, method=method)
+  crops = model_size.resample(cut.crops, transform, method, to_model=True,
+                              loop=loop)
   return model_size.ModelCrops(crops, transform)
 
 
@@ -237,4 +238,5 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
   _check_fits_bucket(regions, bucket)
   fit = trace_checks.choice(fit, "fit", model_size.FITS)
   method = trace_checks.method(method, masks=False)
-  return _model_core(image, regions, bucket, size, fit, method)
+  return _model_core(image, regions, bucket, size, fit, method,
+                     loop=model_size.loop_for(image))

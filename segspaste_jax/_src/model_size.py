@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from segspaste_jax._src import filters
+from segspaste_jax._src import filters, platform
 from segspaste_jax._src import trace_checks as checks
 
 FITS = ("stretch", "contain")
@@ -228,9 +228,32 @@ def _pass(x, axis: int, form: str, params, out_len: int):
   return jnp.where(scale != 0, out / jnp.where(scale != 0, scale, 1), 0)
 
 
-def _resample(x, transform: CropTransform, method, to_model: bool,
-              form: str | None = None):
-  """Both directions; `x` is checked against the transform here."""
+def loop_for(x) -> bool | None:
+  """The resampling's form for crops `x`: True (a loop over crops) for an
+  array known, before tracing, to live on a CPU; False for one on an
+  accelerator; None for a tracer, whose program then holds both forms and
+  takes the one for the platform it is compiled for
+  (`lax.platform_dependent`).
+
+  A loop keeps each crop's intermediates (the gathered windows, each
+  pass's transposes) small enough for the caches, and XLA:CPU allocates
+  them once for all crops instead of writing every crop's out at once into
+  fresh memory; on an accelerator all crops at once keep the device busy.
+  """
+  if isinstance(x, jax.core.Tracer):
+    return None
+  return platform.form_of(x) == "cpu"
+
+
+def resample(x, transform: CropTransform, method, to_model: bool,
+             form: str | None = None, loop: bool | None = None):
+  """Both directions; `x` is checked against the transform here.
+
+  `loop`: resample one crop after another (`lax.map`, the CPU form) or
+  all at once (`vmap`, the accelerator form); None: `loop_for(x)`.
+  """
+  if loop is None:
+    loop = loop_for(x)
   if not isinstance(transform, CropTransform):
     raise TypeError("transform: expected a CropTransform (what crop_segs("
                     f"..., size=...) returns as .transform), got "
@@ -239,7 +262,7 @@ def _resample(x, transform: CropTransform, method, to_model: bool,
   x, masks = checks.resample_input(x, "x", transform.sizes.shape, side)
   method = checks.method(method, masks)
   return _resample_core(x, transform, method=method, to_model=to_model,
-                        form=form)
+                        form=form, loop=loop)
 
 
 def plan(transform: CropTransform, method: str, to_model: bool,
@@ -277,10 +300,11 @@ def _cost(form: str, tile: int, window: int, out_len: int,
   return -(-in_len // tile) * tile * window * SPREAD_COST
 
 
-@functools.partial(jax.jit,
-                   static_argnames=("method", "to_model", "form", "tile"))
+@functools.partial(jax.jit, static_argnames=("method", "to_model", "form",
+                                             "tile", "loop"))
 def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
-                   form: str | None = None, tile: int | None = None):
+                   form: str | None = None, tile: int | None = None,
+                   loop: bool | None = None):
   masks = x.ndim == 4
   dtype = jnp.promote_types(x.dtype, jnp.float32)
   if masks:
@@ -315,9 +339,26 @@ def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
       y = _pass(y, axis, steps[axis][0], (p0, p1)[axis], steps[axis][3])
     return y
 
-  frames = jax.vmap(crop, in_axes=(0, 0 if per_frame else None,
-                                   0 if per_frame else None))
-  out = jax.vmap(frames)(x.astype(dtype), params(0), params(1))
+  def batched(x, p0, p1):  # every crop at once: the accelerator form
+    frames = jax.vmap(crop, in_axes=(0, 0 if per_frame else None,
+                                     0 if per_frame else None))
+    return jax.vmap(frames)(x, p0, p1)
+
+  def looped(x, p0, p1):  # one crop after another: the CPU form
+    s, n = x.shape[:2]
+    if not per_frame:
+      p0, p1 = jax.tree.map(
+          lambda q: jnp.broadcast_to(q[:, None], (s, n) + q.shape[1:]),
+          (p0, p1))
+    flat = lambda q: q.reshape((s * n,) + q.shape[2:])
+    out = lax.map(lambda a: crop(*a), jax.tree.map(flat, (x, p0, p1)))
+    return out.reshape((s, n) + out.shape[1:])
+
+  args = (x.astype(dtype), params(0), params(1))
+  if loop is None:
+    out = lax.platform_dependent(*args, cpu=looped, default=batched)
+  else:
+    out = (looped if loop else batched)(*args)
   return jnp.clip(out[..., 0], 0, 1) if masks else out
 
 
@@ -348,7 +389,7 @@ def resize_to_model(x, transform: CropTransform, *, method: str | None = None):
       that does not match the transform, integer masks or an unknown
       method.
   """
-  return _resample(x, transform, method, True)
+  return resample(x, transform, method, True)
 
 
 def resize_to_regions(x, transform: CropTransform, *,
@@ -387,4 +428,4 @@ def resize_to_regions(x, transform: CropTransform, *,
       that does not match the transform, integer masks or an unknown
       method.
   """
-  return _resample(x, transform, method, False)
+  return resample(x, transform, method, False)
