@@ -300,19 +300,13 @@ def _cost(form: str, tile: int, window: int, out_len: int,
   return -(-in_len // tile) * tile * window * SPREAD_COST
 
 
-@functools.partial(jax.jit, static_argnames=("method", "to_model", "form",
-                                             "tile", "loop"))
-def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
-                   form: str | None = None, tile: int | None = None,
-                   loop: bool | None = None):
-  masks = x.ndim == 4
-  dtype = jnp.promote_types(x.dtype, jnp.float32)
-  if masks:
-    x = x[..., None]
-  per_frame = transform.per_frame
-  if per_frame:
-    x = jnp.broadcast_to(x, transform.sizes.shape[:2] + x.shape[2:])
-  steps = plan(transform, method, to_model, x.shape[2:4], form, tile)
+def _resampler(transform: CropTransform, method: str, to_model: bool,
+               in_side: tuple[int, int], dtype, form: str | None = None,
+               tile: int | None = None):
+  """`(one, p0, p1)`: `one(y, p0, p1)` resamples one crop `[L0, L1, C]`
+  with its rows' and columns' parameters; `p0`, `p1` hold every crop's,
+  with leading `[S]` (or `[S, N]` for a per-frame transform)."""
+  steps = plan(transform, method, to_model, in_side, form, tile)
   region = (jnp.zeros_like(transform.sizes), transform.sizes)
   content = (transform.content[..., :2], transform.content[..., 2:])
 
@@ -334,14 +328,32 @@ def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
   rows_first = c0 * i1 + c1 * o0 <= c1 * i0 + c0 * o1
   order = (0, 1) if rows_first else (1, 0)
 
-  def crop(y, p0, p1):
+  def one(y, p0, p1):
     for axis in order:
       y = _pass(y, axis, steps[axis][0], (p0, p1)[axis], steps[axis][3])
     return y
 
+  return one, params(0), params(1)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "to_model", "form",
+                                             "tile", "loop"))
+def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
+                   form: str | None = None, tile: int | None = None,
+                   loop: bool | None = None):
+  masks = x.ndim == 4
+  dtype = jnp.promote_types(x.dtype, jnp.float32)
+  if masks:
+    x = x[..., None]
+  per_frame = transform.per_frame
+  if per_frame:
+    x = jnp.broadcast_to(x, transform.sizes.shape[:2] + x.shape[2:])
+  one, p0, p1 = _resampler(transform, method, to_model, x.shape[2:4], dtype,
+                           form, tile)
+
   def batched(x, p0, p1):  # every crop at once: the accelerator form
-    frames = jax.vmap(crop, in_axes=(0, 0 if per_frame else None,
-                                     0 if per_frame else None))
+    frames = jax.vmap(one, in_axes=(0, 0 if per_frame else None,
+                                    0 if per_frame else None))
     return jax.vmap(frames)(x, p0, p1)
 
   def looped(x, p0, p1):  # one crop after another: the CPU form
@@ -351,10 +363,10 @@ def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
           lambda q: jnp.broadcast_to(q[:, None], (s, n) + q.shape[1:]),
           (p0, p1))
     flat = lambda q: q.reshape((s * n,) + q.shape[2:])
-    out = lax.map(lambda a: crop(*a), jax.tree.map(flat, (x, p0, p1)))
+    out = lax.map(lambda a: one(*a), jax.tree.map(flat, (x, p0, p1)))
     return out.reshape((s, n) + out.shape[1:])
 
-  args = (x.astype(dtype), params(0), params(1))
+  args = (x.astype(dtype), p0, p1)
   if loop is None:
     out = lax.platform_dependent(*args, cpu=looped, default=batched)
   else:
