@@ -16,6 +16,12 @@ The CPU form is used only where the image is known, before tracing, to
 live on a CPU; everything else (GPU and TPU arrays, tracers inside a
 caller's `jit`, `vmap` or `grad`, programs exported for another platform)
 gets the accelerator form, which is correct everywhere.
+
+The resampling to and from a model's resolution (`model_size`) follows
+the same rule for the arrays it can see (a loop over crops on a CPU,
+every crop at once elsewhere); for tracers it leaves the choice to the
+compiler (`lax.platform_dependent`, `model_size.loop_for`), which costs
+nothing there: both forms give the same values, neither branches on data.
 """
 
 from __future__ import annotations
