@@ -6,7 +6,7 @@
 #
 # Nothing is installed: the repository is put on PYTHONPATH and the
 # machine's own jax, numpy, torch, chex and pytest are used. Each part has
-# its own time limit (BENCH_S, TEST_S seconds) so that the whole run fits a
+# its own time limit (BENCH_S, COLOR_S, TEST_S ... seconds) so that the whole run fits a
 # short lease; what each part printed is kept under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,13 @@ timeout "${COMPILE_S:-90}" $PY -m benchmarks.compile_time --runs 1 \
 # form crop_segs picks and in the dense form (no OpenCV peer on the device)
 timeout "${ROUND_S:-120}" $PY -m benchmarks.round_trip --repeats 5 \
   2>&1 | tee "$OUT/round_trip.txt"
+
+# the colour methods and the relative feathering against the plain paste
+# on W2 (the issues' budget: at most 1.5x the plain paste, on a GPU too)
+timeout "${COLOR_S:-90}" $PY -m benchmarks.color_cost --repeats 5 \
+  --json "$OUT/color_cost.json" 2>&1 | tee "$OUT/color_cost.txt"
+timeout "${RELATIVE_S:-60}" $PY -m benchmarks.relative_cost --repeats 5 \
+  2>&1 | tee "$OUT/relative_cost.txt"
 
 # the same programs on paper (XLA's FLOPs and bytes, compiled for this GPU,
 # against the H100 roofline), to set beside the timings above
