@@ -46,11 +46,10 @@ def paste(image, packed: PackedSegs, how: geo_lib.Blend, ref_image):
   def one(mask, mask_hw, ref_hw, dy, dx):
     mask = mask.astype(how.compute)
     if how.relative:  # the ramp at the mask's size, then resized and cut
-      r, span = relative_lib.ramp(mask, mask_hw, how.feather, how.grow)
-      m = feather_lib.feathered_window(r, mask_hw, ref_hw, (dy, dx), window,
-                                       jnp.int32(0))
-      span = relative_lib.pasted_span(span, mask_hw, ref_hw)
-      return m * relative_lib.border(window, (dy, dx), ref_hw, span)
+      r, edge = relative_lib.segment_weights(mask, mask_hw, ref_hw, window,
+                                             (dy, dx), how.feather, how.grow)
+      return edge * feather_lib.feathered_window(r, mask_hw, ref_hw, (dy, dx),
+                                                 window, jnp.int32(0))
     m = feather_lib.feathered_window(mask, mask_hw, ref_hw, (dy, dx), window,
                                      how.feather)
     return m * feather_lib.edge_ramp(window, (dy, dx), ref_hw, how.feather,

@@ -233,10 +233,10 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
     mask = lax.dynamic_index_in_dim(packed.masks, i, keepdims=False)
     mask = jnp.where(geo_lib.inside(mask.shape[-2:], 0, 0, mask_hw), mask, 0)
     if how.relative:  # dense blurs with a traced sigma: no radius bucket
-      mask, span = relative_lib.ramp(mask.astype(how.compute), mask_hw,
-                                     how.feather, how.grow)
-      span = relative_lib.pasted_span(span, mask_hw, ref_hw)
-      gain = how.gain * relative_lib.border(window, (dy, dx), ref_hw, span)
+      mask, edge = relative_lib.segment_weights(
+          mask.astype(how.compute), mask_hw, ref_hw, window, (dy, dx),
+          how.feather, how.grow)
+      gain = how.gain * edge
     else:
       mask = blur_banded(mask.astype(how.compute), mask_hw[0], mask_hw[1],
                          how.feather, max_radius)

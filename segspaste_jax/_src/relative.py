@@ -285,6 +285,30 @@ def pasted_span(span, mask_hw, ref_hw):
   return span * scale
 
 
+def segment_weights(mask, mask_hw, ref_hw, window, shift, feather, grow):
+  """One segment's relative ramp and its border factor, as both paste
+  forms take them.
+
+  Args:
+    mask: `[Fm, Hb, Wb]` float, real content in `[:, :mask_hw[0],
+      :mask_hw[1]]`.
+    mask_hw, ref_hw: int32 `(h, w)`: the mask's and the pasted pixels'
+      real sizes (the ramp is resized from one to the other by the
+      caller).
+    window: static `(rows, cols)` of the paste's window.
+    shift: int32 `(dy, dx)`: window pixel `(u, v)` shows pasted pixel
+      `(u + dy, v + dx)`.
+    feather, grow: float scalars (traced), per cent.
+
+  Returns:
+    `(ramp [Fm, Hb, Wb], border [rows, cols])`: the ramp at the mask's
+    size, and the border factor over the window, its width the ramp's
+    span in pasted pixels.
+  """
+  r, span = ramp(mask, mask_hw, feather, grow)
+  return r, border(window, shift, ref_hw, pasted_span(span, mask_hw, ref_hw))
+
+
 def relative_blur_mask(mask, feather, *, grow=0.0) -> jax.Array:
   """Feathers masks relative to their size (`feather_mode="relative"`).
 
