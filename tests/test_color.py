@@ -270,7 +270,7 @@ def test_grey_channel_is_matched_as_rgb_grey():
   rng = np.random.default_rng(9)
   g = _texture(rng, (2, 16, 16, 1)).astype(np.float32)
   rg = _texture(rng, (2, 16, 16, 1), 0.1, 0.9).astype(np.float32)
-  for method in ("rct",):
+  for method in METHODS:
     rgb = match_color(np.repeat(g, 3, -1), np.repeat(rg, 3, -1),
                       method=method)
     got = match_color(g, rg, method=method)
@@ -453,6 +453,21 @@ def test_both_forms_agree_and_one_program_serves_every_strength(
       np.testing.assert_allclose(outs[paste_lib.ACCELERATOR, s],
                                  outs[cpu_lib.Form.for_feather(5), s],
                                  atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_stays_float32_under_x64(method):
+  # crops over 64 px take lowfreq's coarse grid; every constant is cast
+  rng = np.random.default_rng(18)
+  x = _texture(rng, (1, 150, 140, 3)).astype(np.float32)
+  r = _texture(rng, (1, 150, 140, 3), 0.1, 0.9).astype(np.float32)
+  with jax.enable_x64(True):
+    got = match_color(x, r, method=method)
+    assert got.dtype == jnp.float32, got.dtype
+    wide = match_color(x.astype(np.float64), r.astype(np.float64),
+                       method=method)
+    assert wide.dtype == jnp.float64
+  np.testing.assert_allclose(np.asarray(got), np.asarray(wide), atol=2e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)

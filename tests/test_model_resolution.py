@@ -456,7 +456,8 @@ def _runtime_control_flow(text: str) -> list[str]:
   at run time: every `while` and `if`, and every `case` whose selector is
   not a constant or another such case. JAX lowers `lax.platform_dependent`
   (the resampling's choice of form) to cases on a constant platform
-  index, which the compiler resolves; nothing else here makes a case."""
+  index (a case of constants, whose result selects the branch), which the
+  compiler resolves; nothing else in these programs makes a case."""
   found = re.findall(r"stablehlo\.(?:while|if)\b", text)
   lines = text.splitlines()
   for i, line in enumerate(lines):
@@ -780,31 +781,37 @@ def test_a_crop_at_a_time_equals_all_at_once(per_frame):
            (rng.random((3, 1) + size, dtype=np.float32), False, "linear"),
            (rng.random((3, N, B, B), dtype=np.float32), True, "linear")]
   for x, to_model, method in cases:
-    each, every = (np.asarray(model_size.resample(
-        x, cut.transform, method, to_model, loop=loop))
-                   for loop in (True, False))
-    assert each.shape == every.shape
-    np.testing.assert_allclose(each, every, rtol=0, atol=1e-6)
+    banded = model_size.plan(cut.transform, method, to_model, x.shape[2:4],
+                             "band", 8)
+    assert all(step[0] in ("band", "spread") for step in banded)
+    for form in (None, "band"):  # the plan's (dense here) and the banded
+      each, every = (np.asarray(model_size._resample_core(
+          x, cut.transform, method=method, to_model=to_model, form=form,
+          tile=8, loop=loop)) for loop in (True, False))
+      assert each.shape == every.shape
+      np.testing.assert_allclose(each, every, rtol=0, atol=1e-6)
   # crop_segs(size=...) on CPU arrays takes the loop: the same crops
   np.testing.assert_allclose(cut.crops, np.asarray(model_size.resample(
       native, cut.transform, "lanczos3", True, loop=False)), atol=1e-6)
 
 
 def test_the_cpu_loops_over_crops_and_the_accelerators_do_not():
-  image = jnp.zeros((2, 64, 64, 3))
-  regions = jnp.asarray([[0, 0, 30, 20], [10, 5, 50, 40]], jnp.int32)
-  assert model_size.loop_for(image) is True  # this machine's CPU
-  assert model_size.loop_for(np.zeros(3)) is True
+  # on any machine: arrays placed on its CPU, programs exported for each
+  image = jax.device_put(np.zeros((2, 64, 64, 3), np.float32),
+                         jax.devices("cpu")[0])
+  regions = np.asarray([[0, 0, 30, 20], [10, 5, 50, 40]], np.int32)
+  assert model_size.loop_for(image) is True
+  on_cpu = jax.default_backend() == "cpu"
+  assert model_size.loop_for(np.zeros(3)) is on_cpu  # the default device's
   seen = []
   jax.jit(lambda x: seen.append(model_size.loop_for(x)) or x)(image)
   assert seen == [None]  # traced: chosen per platform when compiled
   chain = jax.jit(lambda im, r: resize_to_regions(
       *crop_segs(im, r, 48, size=(32, 32))))
-  cpu = chain.lower(image, regions).as_text()
-  assert "stablehlo.while" in cpu
-  gpu = jax.export.export(chain, platforms=["cuda"])(
-      image, regions).mlir_module()
-  assert not _runtime_control_flow(gpu)
+  text = {p: jax.export.export(chain, platforms=[p])(
+      image, regions).mlir_module() for p in ("cpu", "cuda")}
+  assert "stablehlo.while" in text["cpu"]
+  assert not _runtime_control_flow(text["cuda"])
 
 
 def test_the_form_follows_the_sizes():

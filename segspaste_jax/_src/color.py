@@ -293,8 +293,9 @@ def _upsample(a, f: int, n: int, axis: int, stacked: bool = False):
   near = _neighbours(a, axis)
   weights = _phase_weights(f)
   if stacked:
-    out = jnp.stack([sum(b * weights[j, k] for j, b in enumerate(near))
-                     for k in range(f)], axis=axis + 1)
+    out = jnp.stack([sum(b * float(weights[j, k])  # weak: keeps a's dtype
+                         for j, b in enumerate(near)) for k in range(f)],
+                    axis=axis + 1)
   else:
     shape = [1] * (a.ndim + 1)
     shape[axis + 1] = f

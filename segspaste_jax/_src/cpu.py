@@ -280,7 +280,9 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
     learned = None
     if how.color != "none":
       # The colour statistics in branches of their own that only read the
-      # frames; the blend's branches then write them in place.
+      # frames; the blend's branches then write them in place. Off the
+      # corner both conds shift the crop and resize the mask (the rare
+      # case: the blend's copy costs less than passing them along).
       def fit(at_corner: bool):
         def run(frames):
           m, ref = windows(at_corner)
