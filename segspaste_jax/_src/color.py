@@ -179,9 +179,11 @@ def _mm(a, b):
 # every pixel of `x`): `x`, `r` `[..., h, w, 3]`, `w` `[..., h, w, 1]`.
 
 def _rct_fit(x, r, w, stride: int):
-  ws = _every(w, stride)
-  mx, vx = _stats(rgb_to_lab(_every(x, stride)), ws, cov=False)
-  mr, vr = _stats(rgb_to_lab(_every(r, stride)), ws, cov=False)
+  # both images' statistics in one pass (the channels side by side)
+  both = jnp.concatenate([rgb_to_lab(_every(x, stride)),
+                          rgb_to_lab(_every(r, stride))], axis=-1)
+  m, v = _stats(both, _every(w, stride), cov=False)
+  mx, vx, mr, vr = m[..., :3], v[..., :3], m[..., 3:], v[..., 3:]
   gain = jnp.sqrt((vr + _RCT_EPS ** 2) / (vx + _RCT_EPS ** 2))
   return gain, mr - mx * gain  # lab' = lab * gain + offset
 
@@ -195,9 +197,11 @@ def _rct_apply(x, params):
 
 
 def _mkl_fit(x, r, w, stride: int):
-  ws = _every(w, stride)
-  mx, a = _stats(_every(x, stride), ws, cov=True)
-  mr, b = _stats(_every(r, stride), ws, cov=True)
+  # both images' statistics in one pass (the channels side by side)
+  both = jnp.concatenate([_every(x, stride), _every(r, stride)], axis=-1)
+  m, cov = _stats(both, _every(w, stride), cov=True)
+  mx, a = m[..., :3], cov[..., :3, :3]
+  mr, b = m[..., 3:], cov[..., 3:, 3:]
   ridge = _MKL_EPS * jnp.eye(3, dtype=x.dtype)
   a_half, a_inv_half = _sqrt_pair(a + ridge)
   mid, _ = _sqrt_pair(_mm(_mm(a_half, b + ridge), a_half))
