@@ -365,11 +365,18 @@ class Fit(NamedTuple):
   has_weight: jax.Array
 
 
+def _colour(c: int) -> int:
+  """How many of `c` channels are colour (the rest is alpha)."""
+  return 1 if c == 1 else 3
+
+
 def fit(x, r, w, method: str, sigma=None, size=None,
         stride: int = 1) -> Fit:
   """The colour step's statistics (inputs assumed valid; see `match`)."""
   if method not in METHODS:
     raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+  k = _colour(x.shape[-1])
+  x, r = x[..., :k], r[..., :k]
   lead = jnp.broadcast_shapes(x.shape[:-3], r.shape[:-3], w.shape[:-2])
   x = jnp.broadcast_to(x, lead + x.shape[-3:])
   r = jnp.broadcast_to(r, lead + x.shape[-3:])
@@ -391,12 +398,14 @@ def fit(x, r, w, method: str, sigma=None, size=None,
 
 
 def apply(x, learned: Fit, method: str, strength):
-  """`x` `[..., h, w, k]` (k 1 or 3) matched by what `fit` learned, mixed
-  with itself by `strength` (scalar or `[...]`) and clipped to [0, 1]; `x`
-  itself where the weights were all zero."""
+  """`x` `[..., h, w, C]` (C 1, 3 or 4) matched by what `fit` learned,
+  mixed with itself by `strength` (scalar or `[...]`) and clipped to [0,
+  1]; `x` itself where the weights were all zero. Alpha passes through."""
   lead = learned.has_weight.shape
   x = jnp.broadcast_to(x, lead + x.shape[-3:])
-  grey = x.shape[-1] == 1
+  k = _colour(x.shape[-1])
+  x, alpha = x[..., :k], x[..., k:]
+  grey = k == 1
   rgb = jnp.repeat(x, 3, -1) if grey else x
   if method == "lowfreq":
     matched = _lowfreq_apply(rgb, learned.params[0])
@@ -407,7 +416,8 @@ def apply(x, learned: Fit, method: str, strength):
     matched = jnp.mean(matched, axis=-1, keepdims=True)
   s = jnp.broadcast_to(jnp.asarray(strength, x.dtype), lead)
   out = jnp.clip(x + s[..., None, None, None] * (matched - x), 0, 1)
-  return jnp.where(learned.has_weight[..., None, None, None], out, x)
+  out = jnp.where(learned.has_weight[..., None, None, None], out, x)
+  return jnp.concatenate([out, alpha], axis=-1)
 
 
 def match(x, r, w, method: str, strength, sigma=None, size=None,
@@ -415,8 +425,10 @@ def match(x, r, w, method: str, strength, sigma=None, size=None,
   """The colour step as a traceable function (inputs assumed valid).
 
   Args:
-    x: `[..., h, w, k]` float, the crops' colour channels (k 1 or 3).
-    r: `[..., h, w, k]` float (broadcasting against `x`), the reference.
+    x: `[..., h, w, C]` float, the crops (C 1, 3 or 4: alpha passes
+      through, in [0, 1]).
+    r: `[..., h, w, C']` float (broadcasting against `x`), the reference;
+      its first channels are read, as many as `x` has colour channels.
     w: `[..., h, w]` float >= 0 (broadcasting), the weights.
     method: static, one of `METHODS`.
     strength: float scalar or `[...]` (traced), 0..1.
@@ -428,7 +440,7 @@ def match(x, r, w, method: str, strength, sigma=None, size=None,
       `stride`-th row and column only.
 
   Returns:
-    `[..., h, w, k]` of the broadcast leading shape, in [0, 1].
+    `[..., h, w, C]` of the broadcast leading shape, colour in [0, 1].
   """
   return apply(x, fit(x, r, w, method, sigma, size, stride), method,
                strength)
@@ -517,6 +529,4 @@ def _match_jit(crops, reference, weights, strength, sigma, *, method):
   x, r = crops.astype(dtype), reference.astype(dtype)
   w = (jnp.ones(x.shape[:-1], dtype) if weights is None
        else weights.astype(dtype))
-  k = 1 if x.shape[-1] == 1 else 3
-  out = match(x[..., :k], r[..., :k], w, method, strength, sigma)
-  return jnp.concatenate([out, x[..., k:]], axis=-1)
+  return match(x, r, w, method, strength, sigma)

@@ -183,10 +183,6 @@ def blend_window(frames, ys, xs, m, ref, inside_mask, how: Blend,
   return lax.dynamic_update_slice(frames, blended.astype(frames.dtype), corner)
 
 
-def _colour_channels(ref) -> int:
-  return 1 if ref.shape[-1] == 1 else 3
-
-
 def color_fit(ref, under, m, inside_mask, size, how: Blend) -> color_lib.Fit:
   """The colour step's statistics: the pasted pixels `ref` against the
   frame's pixels they replace, `under` `[N, win_h, win_w, C]`.
@@ -204,11 +200,8 @@ def color_fit(ref, under, m, inside_mask, size, how: Blend) -> color_lib.Fit:
   """
   ref = jnp.where(inside_mask[..., None], ref.astype(how.compute), 0)
   w = jnp.where(inside_mask, m.astype(how.compute), 0)
-  k = _colour_channels(ref)
-  x = jnp.broadcast_to(ref[..., :k], (under.shape[0],) + ref.shape[1:-1]
-                       + (k,))
   stride = max(1, min(ref.shape[-3:-1]) // STATS_SAMPLES)
-  return color_lib.fit(x, under[..., :k].astype(how.compute), w, how.color,
+  return color_lib.fit(ref, under.astype(how.compute), w, how.color,
                        size=size, stride=stride)
 
 
@@ -224,9 +217,5 @@ def color_apply(ref, learned: color_lib.Fit, how: Blend):
   channel inside the blend's loop, a fifth to a half of the colour step's
   time on the CPU.
   """
-  ref = ref.astype(how.compute)
-  k = _colour_channels(ref)
-  matched = color_lib.apply(ref[..., :k], learned, how.color, how.strength)
-  alpha = jnp.broadcast_to(ref[..., k:], matched.shape[:-1]
-                           + (ref.shape[-1] - k,))
-  return jnp.concatenate([matched, alpha], axis=-1)
+  return color_lib.apply(ref.astype(how.compute), learned, how.color,
+                         how.strength)
