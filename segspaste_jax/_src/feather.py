@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from segspaste_jax._src import relative
 from segspaste_jax._src.types import FEATHER_MODES as FEATHER_MODES
 
 SIGMA = 10.0  # fixed by the node, independent of the kernel size
@@ -147,7 +148,7 @@ def feathered_window(mask, size, out_size, shift, window, feather):
                      radius, hb, dtype)
   cols = axis_matrix(jnp.arange(window[1]) + shift[1], size[1], out_size[1],
                      radius, wb, dtype)
-  mask = jnp.where(_inside(mask.shape[-2:], size[0], size[1]), mask, 0)
+  mask = jnp.where(relative.real_extent(mask.shape[-2:], size), mask, 0)
   return jnp.einsum("uj,...jl,vl->...uv", rows, mask.astype(dtype), cols,
                     precision=lax.Precision.HIGHEST)
 
@@ -193,11 +194,6 @@ def blur_matrix_form(mask, height, width, feather):
   """
   size = (height, width)
   return feathered_window(mask, size, size, (0, 0), mask.shape[-2:], feather)
-
-
-def _inside(shape, height, width):
-  return ((jnp.arange(shape[0]) < height)[:, None]
-          & (jnp.arange(shape[1]) < width)[None, :])
 
 
 def gaussian_blur_mask(mask, feather) -> jax.Array:

@@ -54,16 +54,15 @@ traced sigma (`jax.scipy.special.ndtr`), with no branch.
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.scipy import special
 
+from segspaste_jax._src.validate import check_number
+
 RISE = 2.5631031310892007  # 10 %-90 % width of Phi, in sigmas: 2 ndtri(0.9)
-MAX_GROW = 100.0  # |grow| <= 100 per cent of sqrt(area)
 # b is clipped to [_LOW, 1 - _TOP] for ndtri, read as 1 - (its complement
 # clipped to [_TOP, ...]) above one half: float32 resolves both
 _LOW, _TOP = 1e-20, 1e-7
@@ -113,7 +112,9 @@ def blur_matrix(n, length: int, sigma, dtype=jnp.float32,
   return jnp.where(j[:, :-1] < n, mass, 0.0).astype(dtype)
 
 
-def _inside(shape, size):
+def real_extent(shape, size):
+  """`[rows, cols]` bool of static `shape`: True in the `size[0] x
+  size[1]` top-left corner (`size` traced)."""
   return ((jnp.arange(shape[0]) < size[0])[:, None]
           & (jnp.arange(shape[1]) < size[1])[None, :])
 
@@ -190,7 +191,7 @@ def ramp(mask, size, feather, grow, outside: str = "edge"):
   """
   dtype = jnp.promote_types(mask.dtype, jnp.float32)
   hb, wb = mask.shape[-2:]
-  inside = _inside((hb, wb), size)
+  inside = real_extent((hb, wb), size)
   mask = jnp.where(inside, jnp.clip(mask.astype(dtype), 0, 1), 0)
   area = jnp.sum(mask, axis=(-2, -1))
   feather = jnp.asarray(feather, dtype)
@@ -335,15 +336,8 @@ def relative_blur_mask(mask, feather, *, grow=0.0) -> jax.Array:
     raise ValueError(f"mask: expected a non-empty [h, w] or [..., h, w], "
                      f"got shape {mask.shape}")
   for value, name, bound in ((feather, "feather", 0), (grow, "grow", -100)):
-    if isinstance(value, jax.core.Tracer):
-      continue
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.integer, np.floating)):
-      raise TypeError(f"{name}: expected a number in {bound}..100, got "
-                      f"{value!r}")
-    if not (math.isfinite(value) and bound <= value <= 100):
-      raise ValueError(f"{name}: expected a number in {bound}..100, got "
-                       f"{value}")
+    if not isinstance(value, jax.core.Tracer):
+      check_number(value, name, bound, 100)
   return _relative_jit(mask, feather, grow)
 
 
