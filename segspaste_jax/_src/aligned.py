@@ -311,8 +311,9 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window,
     return lax.dynamic_update_slice(frames, out, corner)
 
   def one_frame(frame, crop, weight, m, y0, x0):
-    """Every face into one frame `[1, H, W, C]` (crops `[S, 1, h, w, C]`,
-    weights `[S, 1, h, w]`, matrices `[S, 2, 3]`, corners `[S]`)."""
+    """Every face into frames `[F, H, W, C]` with one window per face for
+    all of them (crops `[S, F, h, w, C]`, weights `[S, F or 1, h, w]`,
+    matrices `[S, 2, 3]`, corners `[S]`)."""
     for i in range(s):  # unrolled while tracing: later faces on top
       pasted, wt = face(crop[i], weight[i], m[i], y0[i], x0[i])
       frame = blend(frame, pasted, wt, (zero, y0[i], x0[i], zero))
@@ -321,11 +322,8 @@ def _paste_core(image, crops, matrices, masks, feather, grow, gain, window,
   frames = image.astype(compute)
   crops = crops.astype(jnp.promote_types(crops.dtype, jnp.float32))
   if a.shape[1] == 1:  # every frame at once, one window per face
-    for i in range(s):  # unrolled while tracing: later faces on top
-      pasted, weight = face(crops[i], weights[i], a[i, 0], tops[i, 0],
-                            lefts[i, 0])
-      frames = blend(frames, pasted, weight,
-                     (zero, tops[i, 0], lefts[i, 0], zero))
+    frames = one_frame(frames, crops, weights, a[:, 0], tops[:, 0],
+                       lefts[:, 0])
   else:
     # A window per face and frame. Accelerators: a `vmap` over frames
     # (straight-line; the windows are written with a scatter). XLA:CPU

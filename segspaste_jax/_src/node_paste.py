@@ -117,9 +117,7 @@ def paste_batch(image, segs, feather: int = 5, alpha=255, ref_image_opt=None,
     Whatever `hooks.check_interrupt` raises, between chunks.
   """
   image = _as_torch(image)
-  opts = dict(options)
-  if "node_axis_mixup" in opts:  # a BOOLEAN widget may hand over an int
-    opts["node_axis_mixup"] = bool(opts["node_axis_mixup"])
+  opts = dict(options)  # node_axis_mixup: validate.options takes any truth
   hooks = Hooks() if hooks is None else hooks
   if (image.device.type != "cpu" or len(image.shape) != 4
       or not len(image)):

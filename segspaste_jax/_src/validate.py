@@ -56,12 +56,8 @@ def check_int(value, name: str, low: int, high: int) -> int:
 
 def check_modes(feather_mode: str, rgba_mode: str) -> bool:
   """`feather_mode` and `rgba_mode` (see `paste`); whether edges are soft."""
-  if not isinstance(feather_mode, str) or feather_mode not in FEATHER_MODES:
-    raise ValueError(f"feather_mode: expected one of {FEATHER_MODES}, got "
-                     f"{feather_mode!r}")
-  if not isinstance(rgba_mode, str) or rgba_mode not in RGBA_MODES:
-    raise ValueError(f"rgba_mode: expected one of {RGBA_MODES}, "
-                     f"got {rgba_mode!r}")
+  check_choice(feather_mode, "feather_mode", FEATHER_MODES)
+  check_choice(rgba_mode, "rgba_mode", RGBA_MODES)
   return feather_mode == "soft_edges"
 
 
@@ -86,12 +82,9 @@ def check_grow(grow, feather_mode: str):
 
 
 def check_alpha(alpha) -> float:
-  """`alpha` in 0..255; integers as the node takes, real numbers accepted."""
-  if isinstance(alpha, bool) or not isinstance(
-      alpha, (int, float, np.integer, np.floating)):
-    raise TypeError(f"alpha: expected a number in 0..255, got {alpha!r}")
-  if not (math.isfinite(alpha) and 0 <= alpha <= 255):
-    raise ValueError(f"alpha: expected a number in 0..255, got {alpha}")
+  """`alpha` in 0..255; integers as the node takes, real numbers accepted.
+  Returned as given: its type is part of the compiled program's key."""
+  check_number(alpha, "alpha", 0, 255)
   return alpha
 
 
