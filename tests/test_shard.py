@@ -81,6 +81,15 @@ record("device_inputs", sharded_paste(jax.device_put(image), packed,
                                       feather=3, alpha=200, mesh=mesh),
        segs_paste(image, segs, **kw))
 
+# the relative mode and colour matching travel to every shard
+for name, extra in (("relative", dict(feather_mode="relative", grow=4)),
+                    ("color", dict(color_match="mkl", color_strength=0.7))):
+  opts = dict(kw, **extra)
+  record(name, sharded_paste(jax.device_put(image), packed, mesh=mesh,
+                             **{k: v for k, v in opts.items()
+                                if k not in ("bucket_size", "max_segments")}),
+         segs_paste(image, segs, **opts))
+
 as_bytes = (image * 255).round().astype(np.uint8)
 record("uint8", segs_paste(as_bytes, segs, mesh=mesh, **kw),
        segs_paste(as_bytes, segs, **kw))
@@ -139,8 +148,9 @@ def test_four_devices(results):
 
 
 @pytest.mark.parametrize("name", ["n8", "n6", "n5", "n4", "n1", "ref5",
-                                  "ref1", "device_inputs", "random15",
-                                  "per_image5", "per_image8"])
+                                  "ref1", "device_inputs", "relative",
+                                  "color", "random15", "per_image5",
+                                  "per_image8"])
 def test_matches_single_device(results, name):
   r = results[name]
   assert r["max_abs"] <= 1e-6, r

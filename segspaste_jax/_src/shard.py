@@ -27,8 +27,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from segspaste_jax._src import arrays, platform, trace_checks
-from segspaste_jax._src.paste import check_color, paste_core, static_args
-from segspaste_jax._src.validate import check_grow, check_modes
+from segspaste_jax._src.paste import paste_core, static_args
+from segspaste_jax._src.validate import check_color, check_grow, check_modes
 from segspaste_jax._src.types import ARRAY_FIELDS, PackedSegs
 
 AXIS = "frames"
@@ -141,7 +141,7 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
   """
   soft = check_modes(feather_mode, rgba_mode)
   grow = check_grow(grow, feather_mode)
-  color = check_color(color_match, color_strength)
+  check_color(color_match, color_strength)
   relative = feather_mode == "relative"
   trace_checks.paste_args(image, packed, ref_image, allow_uint8=True)
   mesh = frames_mesh() if mesh is None else mesh
@@ -183,9 +183,8 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                   jnp.asarray(color_strength, jnp.float32),
                   frames=n, mesh=mesh, packed_specs=packed_specs,
                   ref_spec=ref_spec, rgba_mode=rgba_mode,
-                  color_match=color.get("color_match", "none"),
-                  **{"relative": False, **static_args(form, feather,
-                                                      relative)})
+                  color_match=color_match,
+                  **static_args(form, feather, relative))
 
 
 @functools.partial(jax.jit, static_argnames=("frames", "mesh", "packed_specs",
@@ -193,15 +192,13 @@ def sharded_paste(image, packed: PackedSegs, *, feather: int = 5, alpha=255,
                                              "relative", "color_match"))
 def _sharded(image, packed, feather, alpha, ref_image, soft, grow, strength,
              *, frames, mesh, packed_specs, ref_spec, form, rgba_mode,
-             relative, color_match):
+             color_match, relative=False):
   def local(image, packed, feather, alpha, ref_image, soft, grow, strength):
     image = arrays.unit_float(image)
     ref_image = None if ref_image is None else arrays.unit_float(ref_image)
-    color = ({} if color_match == "none" else
-             dict(color_match=color_match, color_strength=strength))
     return paste_core(image, packed, feather, alpha, ref_image, soft, grow,
                       form=form, rgba_mode=rgba_mode, relative=relative,
-                      **color)
+                      color_match=color_match, color_strength=strength)
 
   out = jax.shard_map(local, mesh=mesh,
                       in_specs=(P(AXIS), packed_specs, P(), P(), ref_spec,
