@@ -228,7 +228,7 @@ def aligned_window(matrices, size, image_hw) -> tuple[int, int]:
   """
   size = _size(size, low=1)
   image_hw = _size(image_hw, low=1, name="image_hw")
-  m = _concrete(matrices, "matrices")
+  m = _concrete(matrices)
   if m is None:
     raise TypeError("matrices: aligned_window needs concrete matrices, got "
                     "traced ones (call it outside jit)")
@@ -236,15 +236,14 @@ def aligned_window(matrices, size, image_hw) -> tuple[int, int]:
     raise ValueError(f"matrices: expected [S, 2, 3] or [S, N, 2, 3], got "
                      f"shape {m.shape}")
   _check_invertible(m)
-  need = _extent(m, size)
-  return tuple(min(image_hw[k], -(-need[k] // _WINDOW_STEP) * _WINDOW_STEP)
-               for k in range(2))
+  return _window(m, size, image_hw)
 
 
-def _extent(m: np.ndarray, size) -> tuple[int, int]:
-  """The largest `(rows, columns)` any face's quad covers, + 1 margin."""
+def _extents(m: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+  """Per face (`[S]`, the largest over its frames), the `(rows, columns)`
+  its quad covers in the image, + 1 margin, as int64 arrays."""
   if m.shape[0] == 0:
-    return 1, 1
+    return np.ones(0, np.int64), np.ones(0, np.int64)
   inv = np.asarray(_inverse(jnp.asarray(m, jnp.float32)), np.float64)
   corners = _corners(size)
   x = (inv[..., 0, :2] @ corners.T) + inv[..., 0, 2:]
@@ -252,7 +251,17 @@ def _extent(m: np.ndarray, size) -> tuple[int, int]:
   rows = np.ceil(y.max(-1)) - np.floor(y.min(-1)) + 2
   cols = np.ceil(x.max(-1)) - np.floor(x.min(-1)) + 2
   big = 2 ** 30
-  return int(min(rows.max(), big)), int(min(cols.max(), big))
+  per_face = lambda a: np.minimum(a.reshape(m.shape[0], -1).max(-1),
+                                  big).astype(np.int64)
+  return per_face(rows), per_face(cols)
+
+
+def _window(m: np.ndarray, size, image_hw) -> tuple[int, int]:
+  """`aligned_window` for matrices already checked."""
+  rows, cols = _extents(m, size)
+  need = (int(rows.max(initial=1)), int(cols.max(initial=1)))
+  return tuple(min(image_hw[k], -(-need[k] // _WINDOW_STEP) * _WINDOW_STEP)
+               for k in range(2))
 
 
 def _corners(size) -> np.ndarray:
@@ -423,25 +432,26 @@ def paste_aligned(image, crops, matrices, *, masks=None, feather=4.0,
   feather = _scalar(feather, "feather", 0, None)
   grow = _scalar(grow, "grow", -100, 100)
   gain = _scalar(alpha, "alpha", 0, 255) / 255
-  concrete = _concrete(matrices, "matrices")
+  concrete = _concrete(matrices)
   if window is None:
     if concrete is None:
       raise ValueError("window: traced matrices need a static window=(h, w) "
                        "(under jit the face's extent is unknown; compute it "
                        "outside with aligned_window)")
-    window = aligned_window(concrete, (h, w), (hh, ww))
+    window = _window(concrete, (h, w), (hh, ww))  # checked by _matrices
   else:
     window = _size(window, low=1, name="window")
     window = (min(window[0], hh), min(window[1], ww))
     if concrete is not None:
-      need = [_extent(concrete[i:i + 1], (h, w)) for i in range(s)]
-      for i, (rows, cols) in enumerate(need):
-        # The margin pixel of `_extent` is for float rounding only.
-        if ((rows - 1 > window[0] and window[0] < hh)
-            or (cols - 1 > window[1] and window[1] < ww)):
-          raise ValueError(
-              f"window: {window} is too small for face {i}, whose crop "
-              f"covers {rows - 1} x {cols - 1} pixels of the image")
+      # The margin pixel of `_extents` is for float rounding only.
+      rows, cols = _extents(concrete, (h, w))
+      short = (((rows - 1 > window[0]) & (window[0] < hh))
+               | ((cols - 1 > window[1]) & (window[1] < ww)))
+      if short.any():
+        i = int(np.argmax(short))
+        raise ValueError(
+            f"window: {window} is too small for face {i}, whose crop "
+            f"covers {rows[i] - 1} x {cols[i] - 1} pixels of the image")
   return _paste_core(image, crops, matrices, masks, feather, grow, gain,
                      window=window, form=platform.form_of(image))
 
@@ -456,9 +466,8 @@ def _size(value, low: int, name: str = "size") -> tuple[int, int]:
   return out
 
 
-def _concrete(value, name: str):
+def _concrete(value):
   """The value as a float64 numpy array, or None when traced."""
-  del name
   if isinstance(value, jax.core.Tracer):
     return None
   return np.asarray(value, np.float64)
@@ -471,7 +480,7 @@ def _matrices(value, frames: int):
     raise ValueError(f"matrices: expected [S, 2, 3] or [S, N, 2, 3] with N "
                      f"= {frames}, got shape {m.shape}")
   checks.real(m, "matrices")
-  concrete = _concrete(m, "matrices")
+  concrete = _concrete(m)
   if concrete is not None:
     _check_invertible(concrete)
   return m.astype(jnp.float32)
