@@ -37,6 +37,13 @@ from segspaste_jax._src.types import PackedSegs
 RADIUS_BUCKETS = (3, 6, 10, 50, 100)
 _UNROLLED_MAX_RADIUS = 10  # unrolled sums up to here, banded GEMM after
 _BLOCK = 128  # output samples per block of the banded matrix product
+# Colour methods whose per-pixel map mixes the channels (and, for rct, runs
+# transcendentals): applied in the colour step's own branch, whose result
+# is a buffer of its own. Fused into the blend's in-place update of the
+# window instead, XLA:CPU runs them element by element, several times
+# slower. lowfreq's map (an added, upsampled field) is cheaper inside the
+# blend.
+_APPLIED_APART = ("rct", "mkl")
 
 
 class Form(NamedTuple):
@@ -246,52 +253,69 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
     same = jnp.all(mask_hw == ref_hw)
     corner = same & (dy == 0) & (dx == 0)
 
-    def crop():
-      return lax.dynamic_index_in_dim(crops, i, keepdims=False)
+    def source():
+      """What the pasted pixels are cut from: the crop, or the reference
+      image already cut at the window."""
+      if ref_image is None:
+        return lax.dynamic_index_in_dim(crops, i, keepdims=False)
+      return geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window)
 
-    def windows(at_corner: bool):
-      """The window mask (times the gain) and the pasted pixels under the
-      window: static cuts at the corner (the usual case), else the crop
-      shifted and the mask resized."""
+    def mask_window(at_corner: bool):
+      """The window mask times the gain: a static cut at the corner (the
+      usual case), else the mask resized to the pasted pixels and cut."""
       if at_corner:
-        m = mask[:, :window[0], :window[1]]
-        pasted = lambda: crop()[:, :window[0], :window[1]]
-      else:
-        def cut(m):
-          return geo_lib.shifted_window(m, dy, dx, *window)
+        return mask[:, :window[0], :window[1]] * gain
 
-        def resize(m):  # the bilinear resize and the cut as two products
-          return feather_lib.feathered_window(m, mask_hw, ref_hw, (dy, dx),
-                                              window, jnp.int32(0))
+      def cut(m):
+        return geo_lib.shifted_window(m, dy, dx, *window)
 
-        m = lax.cond(same, cut, resize, mask)
-        pasted = lambda: geo_lib.shifted_window(crop(), dy, dx, *window)
-      ref = (pasted() if ref_image is None else
-             geo_lib.cut_rows(ref_image, ref_rows[i], geo.xs[i], window))
-      return m * gain, ref
+      def resize(m):  # the bilinear resize and the cut as two products
+        return feather_lib.feathered_window(m, mask_hw, ref_hw, (dy, dx),
+                                            window, jnp.int32(0))
 
-    def blend(at_corner: bool):
-      def run(frames, learned):
-        m, ref = windows(at_corner)
-        return geo_lib.blend_window(frames, rows[i], geo.xs[i], m, ref, inside,
-                                    how, size=ref_hw, learned=learned)
+      return lax.cond(same, cut, resize, mask) * gain
+
+    def pasted(src, at_corner: bool):
+      """The pasted pixels under the window, from `source()`: the crop cut
+      statically at the corner, else shifted."""
+      if ref_image is not None:
+        return src
+      if at_corner:
+        return src[:, :window[0], :window[1]]
+      return geo_lib.shifted_window(src, dy, dx, *window)
+
+    # The colour step in branches of their own that only read the frames;
+    # the blend's branches then write them in place. Methods in
+    # `_APPLIED_APART` also apply their map there and hand the blend the
+    # matched pixels (their source cut before the branch).
+    apart = how.color in _APPLIED_APART
+
+    def fit(at_corner: bool):
+      def run(frames, *src):
+        ref = pasted(src[0] if src else source(), at_corner)
+        under = geo_lib.cut_rows(frames, rows[i], geo.xs[i], window)
+        learned = geo_lib.color_fit(ref, under, mask_window(at_corner),
+                                    inside, ref_hw, how)
+        return geo_lib.color_apply(ref, learned, how) if apart else learned
       return run
 
-    learned = None
-    if how.color != "none":
-      # The colour statistics in branches of their own that only read the
-      # frames; the blend's branches then write them in place. Off the
-      # corner both conds shift the crop and resize the mask (the rare
-      # case: the blend's copy costs less than passing them along).
-      def fit(at_corner: bool):
-        def run(frames):
-          m, ref = windows(at_corner)
-          under = geo_lib.cut_rows(frames, rows[i], geo.xs[i], window)
-          return geo_lib.color_fit(ref, under, m, inside, ref_hw, how)
-        return run
+    def blend(at_corner: bool):
+      def run(frames, *fitted):
+        ref, learned, rule = pasted(source(), at_corner), None, how
+        if fitted and apart:
+          ref, rule = fitted[0], how._replace(color="none")
+        elif fitted:
+          learned = fitted[0]
+        return geo_lib.blend_window(frames, rows[i], geo.xs[i],
+                                    mask_window(at_corner), ref, inside, rule,
+                                    size=ref_hw, learned=learned)
+      return run
 
-      learned = lax.cond(corner, fit(True), fit(False), frames)
-    return lax.cond(corner, blend(True), blend(False), frames, learned)
+    fitted = ()
+    if how.color != "none":
+      operands = (frames, source()) if apart else (frames,)
+      fitted = (lax.cond(corner, fit(True), fit(False), *operands),)
+    return lax.cond(corner, blend(True), blend(False), frames, *fitted)
 
   def step(frames, i):
     # Padding slots and skipped SEGs do no work at all (a real branch).
