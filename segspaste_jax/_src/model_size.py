@@ -202,29 +202,33 @@ def _pass(x, axis: int, form: str, params, out_len: int):
       return out.reshape((tiles * tile,) + x.shape[1:])[:out_len]
     out = jnp.einsum("iuw,liwc->liuc", weights, x[:, rows], precision=hi)
     return out.reshape((x.shape[0], tiles * tile, x.shape[2]))[:, :out_len]
-  # part[tile i, w] = sum_u weights[i, w, u] x[i * tile + u]: the tile's
-  # terms unrolled (static) into one fused multiply-add, which XLA:CPU runs
-  # faster here than small batched products; then added into the outputs
-  # at each tile's window
+  # spread: along the first axis of a 2-D array, the other axis and the
+  # channels flattened (rows and columns swapped around a column pass), so
+  # that its fused multiply-adds and scatter run along one long contiguous
+  # axis rather than the 3 channels
+  swap = lambda a: jnp.swapaxes(a, 0, 1)
+  y = swap(x) if axis == 1 else x
+  out = _spread(y.reshape(y.shape[0], -1), params, out_len).reshape(
+      (out_len,) + y.shape[1:])
+  return swap(out) if axis == 1 else out
+
+
+def _spread(x, params, out_len: int):
+  """The spread form along the first axis of `x` `[L, M]`: `[out_len, M]`.
+
+  part[tile i, w] = sum_u weights[i, w, u] x[i * tile + u]: the tile's
+  terms unrolled (static) into one fused multiply-add, which XLA:CPU runs
+  faster here than small batched products; then added into the outputs at
+  each tile's window, and divided by each output's total weight.
+  """
   start, weights, total = params
   tiles, window, tile = weights.shape
   rows = start[:, None] + jnp.arange(window, dtype=jnp.int32)
-  pad = [(0, 0)] * x.ndim
-  pad[axis] = (0, tiles * tile - x.shape[axis])
-  x = jnp.pad(x, pad)
-  if axis == 0:
-    g = x.reshape((tiles, tile) + x.shape[1:])
-    part = sum(weights[:, :, u, None, None] * g[:, u, None]
-               for u in range(tile))
-    out = jnp.zeros((out_len,) + x.shape[1:], x.dtype).at[rows].add(part)
-    scale = total[:, None, None]
-  else:
-    g = x.reshape((x.shape[0], tiles, tile, x.shape[2]))
-    part = sum(weights[None, :, :, u, None] * g[:, :, u, None]
-               for u in range(tile))
-    out = jnp.zeros((x.shape[0], out_len, x.shape[2]), x.dtype).at[
-        :, rows].add(part)
-    scale = total[None, :, None]
+  g = jnp.pad(x, [(0, tiles * tile - x.shape[0]), (0, 0)]).reshape(
+      (tiles, tile, x.shape[1]))
+  part = sum(weights[:, :, u, None] * g[:, u, None] for u in range(tile))
+  out = jnp.zeros((out_len, x.shape[1]), x.dtype).at[rows].add(part)
+  scale = total[:, None]
   return jnp.where(scale != 0, out / jnp.where(scale != 0, scale, 1), 0)
 
 
