@@ -10,6 +10,7 @@ from segspaste_jax._src import aligned as _aligned
 from segspaste_jax._src import api as _api
 from segspaste_jax._src import color as _color
 from segspaste_jax._src import crop as _crop
+from segspaste_jax._src import detail as _detail
 from segspaste_jax._src import device_segs as _device_segs
 from segspaste_jax._src import feather as _feather
 from segspaste_jax._src import landmarks as _landmarks
@@ -34,6 +35,7 @@ SegsMeta = _types.SegsMeta
 aligned_window = _aligned.aligned_window
 crop_aligned = _aligned.crop_aligned
 crop_segs = _crop.crop_segs
+detail_segs = _detail.detail_segs
 frames_mesh = _shard.frames_mesh
 gaussian_blur_mask = _feather.gaussian_blur_mask
 load_segs = _segs_io.load_segs
@@ -63,6 +65,7 @@ __all__ = [
     "aligned_window",
     "crop_aligned",
     "crop_segs",
+    "detail_segs",
     "frames_mesh",
     "gaussian_blur_mask",
     "load_segs",
@@ -82,6 +85,6 @@ __all__ = [
     "unpack_segs",
 ]
 
-del (_aligned, _api, _color, _crop, _device_segs, _feather, _landmarks,
+del (_aligned, _api, _color, _crop, _detail, _device_segs, _feather, _landmarks,
      _model_size, _packing, _paste, _relative, _segs_io, _shard, _stream,
      _templates, _types)

@@ -88,13 +88,15 @@ def region_extent(regions, bucket: int, low: int = 0):
   return jnp.clip(jnp.stack(extent, axis=-1), low, bucket)
 
 
-def _visible(regions, extent, image_hw, bucket: int):
+def visible(regions, extent, image_hw, bucket: int):
+  """`SegCrops.visible` `[..., 4]` of regions `[..., 4]` with crop extent
+  `[..., 2]` in an image of `image_hw`."""
   h, w = image_hw
-  x1, y1, x2, y2 = (regions[:, k] for k in range(4))
+  x1, y1, x2, y2 = (regions[..., k] for k in range(4))
   top = jnp.clip(-y1, 0, bucket)
   left = jnp.clip(-x1, 0, bucket)
-  bottom = jnp.minimum(jnp.minimum(y2, h) - y1, extent[:, 0])
-  right = jnp.minimum(jnp.minimum(x2, w) - x1, extent[:, 1])
+  bottom = jnp.minimum(jnp.minimum(y2, h) - y1, extent[..., 0])
+  right = jnp.minimum(jnp.minimum(x2, w) - x1, extent[..., 1])
   return jnp.stack([top, left, jnp.maximum(bottom - top, 0),
                     jnp.maximum(right - left, 0)], axis=-1)
 
@@ -118,7 +120,7 @@ def _cut(image, regions, bucket: int) -> SegCrops:
     return jnp.where(keep[None, :, :, None], win, jnp.zeros((), image.dtype))
 
   crops = jax.vmap(one)(regions, extent)
-  return SegCrops(crops, extent, _visible(regions, extent, (h, w), b))
+  return SegCrops(crops, extent, visible(regions, extent, (h, w), b))
 
 
 def _cut_any(image, regions, bucket: int) -> SegCrops:
@@ -149,7 +151,7 @@ def _model_core(image, regions, bucket: int, size, fit: str,
   return model_size.ModelCrops(crops, transform)
 
 
-def _check_fits_bucket(regions, bucket: int) -> None:
+def check_fits_bucket(regions, bucket: int) -> None:
   """On the way to a model, a region larger than the bucket would be cut to
   its top-left `B x B` and that part alone scaled and fitted: a picture
   the caller did not ask for. Refused where the regions are known (not
@@ -235,7 +237,7 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
                          f"{value!r} without it")
     return _crop_core(image, regions, bucket)
   size = trace_checks.model_size(size, bucket)
-  _check_fits_bucket(regions, bucket)
+  check_fits_bucket(regions, bucket)
   fit = trace_checks.choice(fit, "fit", model_size.FITS)
   method = trace_checks.method(method, masks=False)
   return _model_core(image, regions, bucket, size, fit, method,

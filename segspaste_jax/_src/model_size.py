@@ -304,7 +304,7 @@ def _cost(form: str, tile: int, window: int, out_len: int,
   return -(-in_len // tile) * tile * window * SPREAD_COST
 
 
-def _resampler(transform: CropTransform, method: str, to_model: bool,
+def resampler(transform: CropTransform, method: str, to_model: bool,
                in_side: tuple[int, int], dtype, form: str | None = None,
                tile: int | None = None):
   """`(one, p0, p1)`: `one(y, p0, p1)` resamples one crop `[L0, L1, C]`
@@ -352,7 +352,7 @@ def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
   per_frame = transform.per_frame
   if per_frame:
     x = jnp.broadcast_to(x, transform.sizes.shape[:2] + x.shape[2:])
-  one, p0, p1 = _resampler(transform, method, to_model, x.shape[2:4], dtype,
+  one, p0, p1 = resampler(transform, method, to_model, x.shape[2:4], dtype,
                            form, tile)
 
   def batched(x, p0, p1):  # every crop at once: the accelerator form

@@ -1,0 +1,198 @@
+"""`detail_segs`: the round trip a batch of crops at a time.
+
+Its contract is the three steps it fuses: `crop_segs(size=...)`, the model
+on every crop, `resize_to_regions` (each tested against float64 references
+of its own in test_crop.py and test_model_resolution.py). Here it is held
+to them on seeded random layouts (regions inside, across every edge, off
+the image, empty), both fits, shared and per-frame regions, every batch
+size (one, a remainder, all at once), plus its own cut against numpy, its
+errors, its compile count and the shape of its program per platform.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import random_regions
+from segspaste_jax import crop_segs, detail_segs, resize_to_regions
+from segspaste_jax._src import detail
+
+N, H, W, C = 3, 30, 36, 3
+B = 20
+S = 6
+SIZE = (12, 16)
+
+
+def model(x):
+  """A model that is not the identity: per pixel and across channels."""
+  return 0.7 * x + 0.2 * jnp.tanh(2 * x[..., ::-1])
+
+
+def _three_steps(image, regions, fit, method="lanczos3", fn=model):
+  cut = crop_segs(image, regions, B, size=SIZE, fit=fit, method=method)
+  s, n = cut.crops.shape[:2]
+  refined = fn(cut.crops.reshape((s * n,) + cut.crops.shape[2:]))
+  refined = refined.reshape((s, n) + refined.shape[1:])
+  return resize_to_regions(refined, cut.transform, method=method)
+
+
+def _problem(seed, per_frame=False):
+  rng = np.random.default_rng(seed)
+  image = rng.random((N, H, W, C)).astype(np.float32)
+  if per_frame:
+    regions = np.stack([random_regions(rng, S, H, W, B - 5)
+                        for _ in range(N)], axis=1)
+  else:
+    regions = random_regions(rng, S, H, W, B - 5)
+  return image, regions
+
+
+@pytest.mark.parametrize("fit", ["stretch", "contain"])
+@pytest.mark.parametrize("per_frame", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 1, 4, 7, 100])
+def test_equals_the_three_steps(fit, per_frame, batch_size):
+  for seed in range(3):
+    image, regions = _problem(seed, per_frame)
+    want = _three_steps(image, regions, fit)
+    got = detail_segs(image, regions, B, model, size=SIZE, fit=fit,
+                      batch_size=batch_size)
+    plain = crop_segs(image, regions, B)
+    assert got.crops.shape == (S, N, B, B, C)
+    np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                               atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(got.sizes, plain.sizes)
+    np.testing.assert_array_equal(got.visible, plain.visible)
+
+
+def test_other_methods_dtypes_and_channels():
+  image, regions = _problem(7)
+  as_int = (image * 255).astype(np.uint8)
+  grey = lambda x: jnp.mean(x, axis=-1, keepdims=True)  # C' = 1
+  for img, method, fn in ((image, "linear", model), (image, "cubic", grey),
+                          (as_int, "lanczos5", lambda x: x / 255)):
+    want = _three_steps(img, regions, "contain", method, fn)
+    got = detail_segs(img, regions, B, fn, size=SIZE, fit="contain",
+                      method=method)
+    assert got.crops.dtype == want.dtype == jnp.float32
+    assert got.crops.shape == want.shape
+    np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                               atol=1e-5, rtol=0)
+
+
+def test_small_image_and_an_identity_model():
+  # an image smaller than the bucket; at the regions' own size both ways
+  rng = np.random.default_rng(3)
+  image = rng.random((2, 9, 14, 3)).astype(np.float32)
+  regions = np.array([[-3, -2, 8, 7], [6, 1, 14, 9], [0, 0, 14, 9],
+                      [2, 3, 2, 8]], np.int32)
+  got = detail_segs(image, regions, B, lambda x: x, size=SIZE)
+  want = _three_steps(image, regions, "stretch", fn=lambda x: x)
+  np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                             atol=1e-6, rtol=0)
+
+
+def test_cut_one_against_numpy():
+  """The loop's cut (no padded copy) pixel by pixel: image pixel `(y1 + u,
+  x1 + v)`, zero off the image and past the region."""
+  rng = np.random.default_rng(11)
+  image = rng.random((2, 13, 17, 2)).astype(np.float32)
+  for bucket in (5, 16, 20):
+    regions = random_regions(rng, 12, 13, 17, bucket)
+    extent = np.clip(np.stack([regions[:, 3] - regions[:, 1],
+                               regions[:, 2] - regions[:, 0]], -1), 0, bucket)
+    for k, (x1, y1, _, _) in enumerate(regions):
+      for f in range(2):
+        got = np.asarray(detail.cut_one(jnp.asarray(image), regions[k],
+                                        extent[k], f, bucket))
+        want = np.zeros((bucket, bucket, 2), np.float32)
+        for u in range(extent[k, 0]):
+          for v in range(extent[k, 1]):
+            if 0 <= y1 + u < 13 and 0 <= x1 + v < 17:
+              want[u, v] = image[f, y1 + u, x1 + v]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_gradient_matches_the_three_steps():
+  image, regions = _problem(5)
+  weights = jnp.asarray(np.random.default_rng(6).random((S, N, B, B, C)),
+                        jnp.float32)
+  loss_fused = lambda x: jnp.sum(weights * detail_segs(
+      x, regions, B, model, size=SIZE, batch_size=2).crops)
+  loss_steps = lambda x: jnp.sum(weights * _three_steps(x, regions,
+                                                        "stretch"))
+  image = jnp.asarray(image)
+  got, want = jax.grad(loss_fused)(image), jax.grad(loss_steps)(image)
+  assert np.all(np.isfinite(np.asarray(got)))
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4,
+                             rtol=1e-4)
+
+
+def test_compiles_once_for_many_layouts(compile_counter):
+  image, _ = _problem(0)
+  rng = np.random.default_rng(1)
+  layouts = [random_regions(rng, S, H, W, B - 5) for _ in range(8)]
+  fn = lambda x: x * 0.5  # a model of this test's own: nothing cached yet
+  compile_counter.clear()
+  outs = [np.asarray(detail_segs(image, r, B, fn, size=SIZE).crops)
+          for r in layouts]
+  assert len(compile_counter) == 1
+  assert len({o.tobytes() for o in outs}) == len(layouts)
+
+
+def _wrong_shape(x):
+  return x[:, :-1]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(model=3), TypeError, "model: expected a function"),
+    (dict(model=_wrong_shape), ValueError, r"model: expected it to return"),
+    (dict(model=lambda x: (x * 255).astype(jnp.int32)), TypeError,
+     "model: expected it to return a float array"),
+    (dict(batch_size=0), ValueError, "batch_size: expected >= 1"),
+    (dict(batch_size=2.0), TypeError, "batch_size: expected a Python int"),
+    (dict(size=(12,)), TypeError, "size: expected two Python ints"),
+    (dict(fit="cover"), ValueError, "fit"),
+    (dict(method="nearest"), ValueError, "method"),
+])
+def test_bad_arguments(kwargs, error, match):
+  image, regions = _problem(0)
+  args = dict(model=model, size=SIZE, fit="stretch", method="lanczos3",
+              batch_size=None)
+  args.update(kwargs)
+  fn = args.pop("model")
+  with pytest.raises(error, match=match):
+    detail_segs(image, regions, B, fn, **args)
+
+
+def test_region_larger_than_the_bucket_is_named():
+  image, regions = _problem(0)
+  regions = regions.copy()
+  regions[4] = (0, 0, B + 3, 5)
+  with pytest.raises(ValueError, match=r"regions\[4\]: a 5 x 23 region"):
+    detail_segs(image, regions, B, model, size=SIZE)
+
+
+def _control_flow(text):
+  return re.findall(r"stablehlo\.(?:while|if)\b", text)
+
+
+def test_program_loops_on_the_cpu_only():
+  """Concrete CPU arrays: a loop over crops. Traced and exported for CUDA
+  (batch_size left to the platform): every crop at once, no loop and no
+  branch; a batch size the caller gives is a loop everywhere."""
+  image, regions = _problem(0)
+  cpu = jax.jit(lambda x: detail_segs(x, regions, B, model, size=SIZE,
+                                      batch_size=1).crops)
+  assert _control_flow(cpu.lower(image).as_text())
+  spec = jax.ShapeDtypeStruct(image.shape, jnp.float32)
+  traced = jax.jit(lambda x: detail_segs(x, regions, B, model,
+                                         size=SIZE).crops)
+  cuda = jax.export.export(traced, platforms=["cuda"])(spec).mlir_module()
+  assert not _control_flow(cuda)
+  batched = jax.jit(lambda x: detail_segs(x, regions, B, model, size=SIZE,
+                                          batch_size=4).crops)
+  cuda = jax.export.export(batched, platforms=["cuda"])(spec).mlir_module()
+  assert "stablehlo.while" in cuda
