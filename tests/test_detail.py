@@ -18,7 +18,7 @@ import pytest
 
 from helpers import random_regions
 from segspaste_jax import crop_segs, detail_segs, resize_to_regions
-from segspaste_jax._src import detail
+from segspaste_jax._src import crop as crop_lib
 
 N, H, W, C = 3, 30, 36, 3
 B = 20
@@ -105,7 +105,7 @@ def test_cut_one_against_numpy():
                                regions[:, 2] - regions[:, 0]], -1), 0, bucket)
     for k, (x1, y1, _, _) in enumerate(regions):
       for f in range(2):
-        got = np.asarray(detail.cut_one(jnp.asarray(image), regions[k],
+        got = np.asarray(crop_lib.cut_one(jnp.asarray(image), regions[k],
                                         extent[k], f, bucket))
         want = np.zeros((bucket, bucket, 2), np.float32)
         for u in range(extent[k, 0]):

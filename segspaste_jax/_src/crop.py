@@ -135,6 +135,75 @@ def _cut_any(image, regions, bucket: int) -> SegCrops:
   return jax.vmap(frame, in_axes=(0, 1), out_axes=1)(image, regions)
 
 
+def cut_one(image, region, extent, frame, bucket: int):
+  """One crop of `crop_segs`: `[B, B, C]` of frame `frame` at `region`
+  (`[4]`), zero past `extent` (`[2]`) and off the image.
+
+  No padded copy of the image (a loop would write one out): the window is
+  sliced where it lies inside the image, then its rows and columns are
+  picked (and the ones off the image zeroed) by the offset the clamp cost.
+  """
+  _, h, w, c = image.shape
+  wh, ww = min(bucket, h), min(bucket, w)
+  rows = jnp.arange(bucket, dtype=jnp.int32)
+  ys, xs = jnp.clip(region[1], -bucket, h), jnp.clip(region[0], -bucket, w)
+  y0, x0 = jnp.clip(ys, 0, h - wh), jnp.clip(xs, 0, w - ww)
+  zero = jnp.zeros((), jnp.int32)
+  win = lax.dynamic_slice(image, (frame, y0, x0, zero), (1, wh, ww, c))[0]
+  r, k = rows + (ys - y0), rows + (xs - x0)
+  keep_r = (rows < extent[0]) & (r >= 0) & (r < wh)
+  keep_k = (rows < extent[1]) & (k >= 0) & (k < ww)
+  win = jnp.take(win, jnp.clip(r, 0, wh - 1), axis=0)
+  win = jnp.take(win, jnp.clip(k, 0, ww - 1), axis=1)
+  keep = keep_r[:, None, None] & keep_k[None, :, None]
+  return jnp.where(keep, win, jnp.zeros((), image.dtype))
+
+
+def every_crop(tree, transform: model_size.CropTransform, frames: int):
+  """Per-segment (`[S, ...]`) or, for a per-frame transform, per-crop
+  (`[S, N, ...]`) arrays of `tree`, one entry per crop: `[S * N, ...]`,
+  segment-major."""
+  def flat(q):
+    s = q.shape[0]
+    if not transform.per_frame:
+      q = jnp.broadcast_to(q[:, None], (s, frames) + q.shape[1:])
+    return q.reshape((s * frames,) + q.shape[2:])
+  return jax.tree.map(flat, tree)
+
+
+def model_inputs(image, regions, transform: model_size.CropTransform,
+                 method: str):
+  """A crop at a time to the model's resolution: `(args, one)`.
+
+  `args` holds every crop's region, size, frame and resampling
+  parameters, `[S * N, ...]` (segment-major); `one(args[k], branch=False)`
+  cuts crop `k` (`cut_one`) and resamples it to `[h, w, C]` float.
+  `branch=True` (in a loop) cuts in a branch of its own (empty regions cut
+  nothing), which keeps the cut a buffer: fused into the resampling's
+  gather, each pixel would be cut again for every window that reads it.
+  """
+  n, c = image.shape[0], image.shape[-1]
+  bucket = transform.bucket
+  dtype = jnp.promote_types(image.dtype, jnp.float32)
+  up, p0, p1 = model_size.resampler(transform, method, True,
+                                    (bucket, bucket), dtype)
+  frame = jnp.tile(jnp.arange(n, dtype=jnp.int32), regions.shape[0])
+  args = every_crop((regions, transform.sizes), transform, n) + (frame,) + (
+      every_crop((p0, p1), transform, n))
+
+  def one(a, branch: bool = False):
+    region, extent, f, q0, q1 = a
+    cut = functools.partial(cut_one, image, region, extent, f, bucket)
+    if branch:
+      crop = lax.cond(jnp.all(extent > 0), cut,
+                      lambda: jnp.zeros((bucket, bucket, c), image.dtype))
+    else:
+      crop = cut()
+    return up(crop.astype(dtype), q0, q1)
+
+  return args, one
+
+
 @functools.partial(jax.jit, static_argnames=("bucket",))
 def _crop_core(image, regions, bucket: int) -> SegCrops:
   return _cut_any(image, regions, bucket)
@@ -144,10 +213,23 @@ def _crop_core(image, regions, bucket: int) -> SegCrops:
                    static_argnames=("bucket", "size", "fit", "method", "loop"))
 def _model_core(image, regions, bucket: int, size, fit: str,
                 method: str, loop: bool | None) -> model_size.ModelCrops:
-  cut = _cut_any(image, regions, bucket)
-  transform = model_size.make_transform(cut.sizes, bucket, size, fit)
-  crops = model_size.resample(cut.crops, transform, method, to_model=True,
-                              loop=loop)
+  transform = model_size.make_transform(region_extent(regions, bucket),
+                                        bucket, size, fit)
+
+  def batched():  # every crop at once: the accelerator form
+    cut = _cut_any(image, regions, bucket)
+    return model_size.resample(cut.crops, transform, method, to_model=True,
+                               loop=False)
+
+  def looped():  # a crop at a time, cut inside the loop: the CPU form
+    args, one = model_inputs(image, regions, transform, method)
+    out = lax.map(functools.partial(one, branch=True), args)
+    return out.reshape((regions.shape[0], image.shape[0]) + out.shape[1:])
+
+  if loop is None:
+    crops = lax.platform_dependent(cpu=looped, default=batched)
+  else:
+    crops = looped() if loop else batched()
   return model_size.ModelCrops(crops, transform)
 
 

@@ -29,30 +29,6 @@ from segspaste_jax._src import model_size
 from segspaste_jax._src import trace_checks as checks
 
 
-def cut_one(image, region, extent, frame, bucket: int):
-  """One crop of `crop_segs`: `[B, B, C]` of frame `frame` at `region`
-  (`[4]`), zero past `extent` (`[2]`) and off the image.
-
-  No padded copy of the image (a loop would write one out): the window is
-  sliced where it lies inside the image, then its rows and columns are
-  picked (and the ones off the image zeroed) by the offset the clamp cost.
-  """
-  _, h, w, c = image.shape
-  wh, ww = min(bucket, h), min(bucket, w)
-  rows = jnp.arange(bucket, dtype=jnp.int32)
-  ys, xs = jnp.clip(region[1], -bucket, h), jnp.clip(region[0], -bucket, w)
-  y0, x0 = jnp.clip(ys, 0, h - wh), jnp.clip(xs, 0, w - ww)
-  zero = jnp.zeros((), jnp.int32)
-  win = lax.dynamic_slice(image, (frame, y0, x0, zero), (1, wh, ww, c))[0]
-  r, k = rows + (ys - y0), rows + (xs - x0)
-  keep_r = (rows < extent[0]) & (r >= 0) & (r < wh)
-  keep_k = (rows < extent[1]) & (k >= 0) & (k < ww)
-  win = jnp.take(win, jnp.clip(r, 0, wh - 1), axis=0)
-  win = jnp.take(win, jnp.clip(k, 0, ww - 1), axis=1)
-  keep = keep_r[:, None, None] & keep_k[None, :, None]
-  return jnp.where(keep, win, jnp.zeros((), image.dtype))
-
-
 def _check_model_output(out, count: int, size, name: str = "model"):
   shape = getattr(out, "shape", None)
   dtype = getattr(out, "dtype", None)
@@ -71,51 +47,30 @@ def _check_model_output(out, count: int, size, name: str = "model"):
                                              "method", "batch"))
 def _detail_core(image, regions, model, bucket: int, size, fit: str,
                  method: str, batch: int | None):
-  n, c = image.shape[0], image.shape[-1]
+  n = image.shape[0]
   sizes = crop_lib.region_extent(regions, bucket)
   visible = crop_lib.visible(regions, sizes, image.shape[1:3], bucket)
   transform = model_size.make_transform(sizes, bucket, size, fit)
-  dtype = jnp.promote_types(image.dtype, jnp.float32)
-  s = regions.shape[0]
-  count = s * n
+  count = regions.shape[0] * n
+  per_crop, to_model = crop_lib.model_inputs(image, regions, transform,
+                                             method)
   # the model's output, from its shapes alone: checked before it runs, and
   # the way back's weights made in its (promoted) dtype
-  out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, *size, c), dtype))
+  out = jax.eval_shape(model, jax.ShapeDtypeStruct(
+      (1, *size, image.shape[-1]), jnp.promote_types(image.dtype,
+                                                     jnp.float32)))
   _check_model_output(out, 1, size)
   out_dtype = jnp.promote_types(out.dtype, jnp.float32)
-  up, u0, u1 = model_size.resampler(transform, method, True,
-                                    (bucket, bucket), dtype)
   down, d0, d1 = model_size.resampler(transform, method, False, size,
                                       out_dtype)
-
-  def flat(q):  # a per-crop entry, [S] or [S, N] leading, to [S * N]
-    if not transform.per_frame:
-      q = jnp.broadcast_to(q[:, None], (s, n) + q.shape[1:])
-    return q.reshape((count,) + q.shape[2:])
-
-  frame = jnp.tile(jnp.arange(n, dtype=jnp.int32), s)
-  per_crop = (flat(regions), flat(sizes), frame,
-              jax.tree.map(flat, (u0, u1, d0, d1)))
-
-  def to_model(region, extent, f, p0, p1):
-    return up(cut_one(image, region, extent, f, bucket).astype(dtype), p0, p1)
-
-  def one_to_model(region, extent, f, p0, p1):
-    # One crop in a loop: a branch (empty regions cut nothing) keeps the cut
-    # a buffer of its own; fused into the resampling's gather, each pixel
-    # would be cut again for every window that reads it.
-    crop = lax.cond(jnp.all(extent > 0),
-                    lambda: cut_one(image, region, extent, f, bucket),
-                    lambda: jnp.zeros((bucket, bucket, c), image.dtype))
-    return up(crop.astype(dtype), p0, p1)[None]
+  per_crop = (per_crop, crop_lib.every_crop((d0, d1), transform, n))
 
   def run(k: int, args):
-    region, extent, f, (p0, p1, q0, q1) = args
+    args, (q0, q1) = args
     if k == 1 < count:  # a loop over crops
-      crops = one_to_model(*jax.tree.map(lambda q: q[0],
-                                         (region, extent, f, p0, p1)))
+      crops = to_model(jax.tree.map(lambda q: q[0], args), branch=True)[None]
     else:
-      crops = jax.vmap(to_model)(region, extent, f, p0, p1)
+      crops = jax.vmap(to_model)(args)
     refined = model(crops)
     _check_model_output(refined, k, size)
     return jax.vmap(down)(refined.astype(out_dtype), q0, q1)
@@ -136,7 +91,7 @@ def _detail_core(image, regions, model, bucket: int, size, fit: str,
                                  default=batched(count))
   else:
     out = batched(batch)(per_crop)
-  out = out.reshape((s, n) + out.shape[1:])
+  out = out.reshape((regions.shape[0], n) + out.shape[1:])
   return crop_lib.SegCrops(out, sizes, visible)
 
 
