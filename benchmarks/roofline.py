@@ -87,8 +87,11 @@ def round_trip_rows(size: int = 512, bucket: int = 320) -> list[dict]:
   for form in (None, "dense"):
 
     def resample(x, transform, to_model, form=form):
+      # loop=False: the accelerator form (every crop at once); a loop's
+      # cost analysis would count its body once
       return model_size._resample_core(  # pylint: disable=protected-access
-          x, transform, method="lanczos3", to_model=to_model, form=form)
+          x, transform, method="lanczos3", to_model=to_model, form=form,
+          loop=False)
 
     def chain(image, regions, masks, resample=resample):
       cut = segspaste_jax.crop_segs(image, regions, bucket)
