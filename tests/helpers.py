@@ -7,6 +7,7 @@ packages are installed (`test_helpers.py` proves it for torch).
 from __future__ import annotations
 
 import dataclasses
+import re
 import resource
 
 import numpy as np
@@ -253,3 +254,25 @@ def relative_reference(mask, feather, grow, outside="edge"):
   else:
     out = (d + g > 0).astype(np.float64)
   return out if area > 0 else np.zeros_like(out)
+
+
+def runtime_control_flow(text: str) -> list[str]:
+  """The control flow in an exported module that waits on a value computed
+  at run time: every `while` and `if`, and every `case` whose selector is
+  not a constant or another such case. JAX lowers `lax.platform_dependent`
+  (the resampling's choice of form) to cases on a constant platform
+  index (a case of constants, whose result selects the branch), which the
+  compiler resolves; nothing else in these programs makes a case."""
+  found = re.findall(r"stablehlo\.(?:while|if)\b", text)
+  lines = text.splitlines()
+  for i, line in enumerate(lines):
+    use = re.search(r'"stablehlo\.case"\((%[\w#]+)\)', line)
+    if not use:
+      continue
+    # the selector's nearest definition above (SSA names are per function)
+    pattern = re.compile(r"\s*" + re.escape(use.group(1)) + r" = (.*)")
+    defs = (pattern.match(prev) for prev in reversed(lines[:i]))
+    definition = next((d.group(1) for d in defs if d), "")
+    if not definition.startswith(("stablehlo.constant", '"stablehlo.case"')):
+      found.append(f"case on {definition[:60]!r}")
+  return found

@@ -9,14 +9,14 @@ size (one, a remainder, all at once), plus its own cut against numpy, its
 errors, its compile count and the shape of its program per platform.
 """
 
-import re
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import random_regions
+from helpers import random_regions, runtime_control_flow
 from segspaste_jax import crop_segs, detail_segs, resize_to_regions
 from segspaste_jax._src import crop as crop_lib
 
@@ -156,13 +156,15 @@ def _wrong_shape(x):
     (dict(size=(12,)), TypeError, "size: expected two Python ints"),
     (dict(fit="cover"), ValueError, "fit"),
     (dict(method="nearest"), ValueError, "method"),
+    (dict(regions=np.zeros((S, N + 1, 4), np.int32)), ValueError,
+     r"regions: expected \[S, N, 4\] with N = 3"),
 ])
 def test_bad_arguments(kwargs, error, match):
   image, regions = _problem(0)
-  args = dict(model=model, size=SIZE, fit="stretch", method="lanczos3",
-              batch_size=None)
+  args = dict(model=model, regions=regions, size=SIZE, fit="stretch",
+              method="lanczos3", batch_size=None)
   args.update(kwargs)
-  fn = args.pop("model")
+  fn, regions = args.pop("model"), args.pop("regions")
   with pytest.raises(error, match=match):
     detail_segs(image, regions, B, fn, **args)
 
@@ -175,24 +177,141 @@ def test_region_larger_than_the_bucket_is_named():
     detail_segs(image, regions, B, model, size=SIZE)
 
 
-def _control_flow(text):
-  return re.findall(r"stablehlo\.(?:while|if)\b", text)
-
-
 def test_program_loops_on_the_cpu_only():
-  """Concrete CPU arrays: a loop over crops. Traced and exported for CUDA
-  (batch_size left to the platform): every crop at once, no loop and no
-  branch; a batch size the caller gives is a loop everywhere."""
+  """Concrete CPU arrays: a loop over crops, the model called with one crop
+  at a time. Traced and exported for CUDA (batch_size left to the
+  platform): every crop at once, no loop and no branch; a batch size the
+  caller gives is a loop everywhere."""
   image, regions = _problem(0)
-  cpu = jax.jit(lambda x: detail_segs(x, regions, B, model, size=SIZE,
-                                      batch_size=1).crops)
-  assert _control_flow(cpu.lower(image).as_text())
+  seen = []
+
+  def recording(x):
+    seen.append(x.shape[0])
+    return model(x)
+
+  cpu = jax.device_put(image, jax.devices("cpu")[0])
+  detail_segs(cpu, regions, B, recording, size=SIZE)
+  assert set(seen) == {1}
+  loop = jax.jit(lambda x: detail_segs(x, regions, B, model, size=SIZE,
+                                       batch_size=1).crops)
+  assert "stablehlo.while" in loop.lower(image).as_text()
   spec = jax.ShapeDtypeStruct(image.shape, jnp.float32)
   traced = jax.jit(lambda x: detail_segs(x, regions, B, model,
                                          size=SIZE).crops)
   cuda = jax.export.export(traced, platforms=["cuda"])(spec).mlir_module()
-  assert not _control_flow(cuda)
+  assert not runtime_control_flow(cuda)
   batched = jax.jit(lambda x: detail_segs(x, regions, B, model, size=SIZE,
                                           batch_size=4).crops)
   cuda = jax.export.export(batched, platforms=["cuda"])(spec).mlir_module()
   assert "stablehlo.while" in cuda
+
+
+@pytest.mark.parametrize("batch_size", [4, 16, 64])
+def test_every_call_gets_exactly_the_batch_size(batch_size):
+  """A model that takes one batch size only (an exported one, say) works:
+  every call, the last padded, has `batch_size` crops, also where that is
+  more than the crops there are."""
+  image, regions = _problem(2)
+  seen = []
+
+  def fixed(x):
+    seen.append(x.shape[0])
+    if x.shape[0] != batch_size:
+      raise ValueError(f"only batches of {batch_size}")
+    return model(x)
+
+  got = detail_segs(image, regions, B, fixed, size=SIZE,
+                    batch_size=batch_size)
+  assert set(seen) == {batch_size}
+  np.testing.assert_allclose(np.asarray(got.crops),
+                             np.asarray(_three_steps(image, regions,
+                                                     "stretch")),
+                             atol=1e-6, rtol=0)
+
+
+def test_one_crop_and_no_segments():
+  image, regions = _problem(4)
+  one_image = image[:1]
+  got = detail_segs(one_image, regions[:1], B, model, size=SIZE)
+  want = _three_steps(one_image, regions[:1], "stretch")
+  np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                             atol=1e-6, rtol=0)
+  none = detail_segs(image, regions[:0], B, model, size=SIZE)
+  assert none.crops.shape == (0, N, B, B, C)
+
+
+def test_low_and_high_precision_models():
+  """A model in float16 comes back in float32; under x64 a float64 image
+  stays float64 with a float64 model."""
+  image, regions = _problem(8)
+  half = lambda x: model(x).astype(jnp.float16)
+  got = detail_segs(image, regions, B, half, size=SIZE)
+  want = _three_steps(image, regions, "stretch", fn=half)
+  assert got.crops.dtype == want.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                             atol=1e-6, rtol=0)
+  with jax.enable_x64(True):
+    wide = image.astype(np.float64)
+    got = detail_segs(wide, regions, B, model, size=SIZE)
+    want = _three_steps(wide, regions, "stretch")
+    assert got.crops.dtype == want.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got.crops), np.asarray(want),
+                               atol=1e-12, rtol=0)
+
+
+def test_traced_regions_parameters_and_gradients_inside_jit():
+  """Inside a caller's jit with traced regions and a model over traced
+  parameters (the default batch, chosen per platform): the three steps'
+  values and gradients, for the image and the parameters."""
+  image, regions = _problem(9)
+
+  def net(p, x):
+    return p[0] * x + p[1] * jnp.tanh(2 * x[..., ::-1])
+
+  params = jnp.asarray([0.7, 0.2], jnp.float32)
+  weights = jnp.asarray(np.random.default_rng(3).random((S, N, B, B, C)),
+                        jnp.float32)
+
+  @jax.jit
+  def fused(x, r, p):
+    return jnp.sum(weights * detail_segs(
+        x, r, B, functools.partial(net, p), size=SIZE).crops)
+
+  @jax.jit
+  def steps(x, r, p):
+    return jnp.sum(weights * _three_steps(x, r, "stretch",
+                                          fn=functools.partial(net, p)))
+
+  np.testing.assert_allclose(float(fused(image, regions, params)),
+                             float(steps(image, regions, params)), rtol=1e-6)
+  for arg in (0, 2):
+    got = jax.grad(fused, argnums=arg)(image, regions, params)
+    want = jax.grad(steps, argnums=arg)(image, regions, params)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_an_unhashable_model_and_identity(compile_counter):
+  """A model object that cannot be hashed (a module holding arrays) is
+  taken, by identity: the same object compiles once, another anew."""
+
+  class Module:
+    __hash__ = None
+
+    def __init__(self, scale):
+      self.scale = jnp.float32(scale)
+
+    def __call__(self, x):
+      return x * self.scale
+
+  image, regions = _problem(10)
+  first, second = Module(0.5), Module(0.25)
+  a = detail_segs(image, regions, B, first, size=SIZE).crops
+  compile_counter.clear()
+  again = detail_segs(image, regions[::-1], B, first, size=SIZE).crops
+  assert not compile_counter  # the same object: the same program
+  b = detail_segs(image, regions, B, second, size=SIZE).crops
+  assert compile_counter  # another object: a program of its own
+  np.testing.assert_allclose(np.asarray(b), np.asarray(a) / 2, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(again), np.asarray(a)[::-1],
+                             atol=1e-6)

@@ -37,7 +37,7 @@ import pytest
 from jax import lax
 from PIL import Image
 
-from helpers import random_regions
+from helpers import random_regions, runtime_control_flow
 from segspaste_jax._src import model_size
 from segspaste_jax import (SEG, CropTransform, ModelCrops, PackedSegs,
                            crop_segs, make_packed_segs, paste,
@@ -451,28 +451,6 @@ def _exported_text(platform: str, per_frame: bool) -> str:
   return exported.mlir_module()
 
 
-def _runtime_control_flow(text: str) -> list[str]:
-  """The control flow in an exported module that waits on a value computed
-  at run time: every `while` and `if`, and every `case` whose selector is
-  not a constant or another such case. JAX lowers `lax.platform_dependent`
-  (the resampling's choice of form) to cases on a constant platform
-  index (a case of constants, whose result selects the branch), which the
-  compiler resolves; nothing else in these programs makes a case."""
-  found = re.findall(r"stablehlo\.(?:while|if)\b", text)
-  lines = text.splitlines()
-  for i, line in enumerate(lines):
-    use = re.search(r'"stablehlo\.case"\((%[\w#]+)\)', line)
-    if not use:
-      continue
-    # the selector's nearest definition above (SSA names are per function)
-    pattern = re.compile(r"\s*" + re.escape(use.group(1)) + r" = (.*)")
-    defs = (pattern.match(prev) for prev in reversed(lines[:i]))
-    definition = next((d.group(1) for d in defs if d), "")
-    if not definition.startswith(("stablehlo.constant", '"stablehlo.case"')):
-      found.append(f"case on {definition[:60]!r}")
-  return found
-
-
 def test_runtime_control_flow_is_found():
   # the check above can fail: a loop, a branch on a value, a case on one
   loop = jax.jit(lambda x: lax.fori_loop(0, 3, lambda i, v: v * 2, x))
@@ -482,16 +460,16 @@ def test_runtime_control_flow_is_found():
   for fn, args in ((loop, (x,)), (branch, (x,)),
                    (pick, (jax.ShapeDtypeStruct((), jnp.int32), x))):
     text = jax.export.export(fn, platforms=["cuda"])(*args).mlir_module()
-    assert _runtime_control_flow(text), fn
+    assert runtime_control_flow(text), fn
   plain = jax.export.export(jax.jit(jnp.sin), platforms=["cuda"])(x)
-  assert not _runtime_control_flow(plain.mlir_module())
+  assert not runtime_control_flow(plain.mlir_module())
 
 
 @pytest.mark.parametrize("per_frame", [False, True])
 @pytest.mark.parametrize("platform", ["cuda", "tpu"])
 def test_chain_lowers_to_straight_line_code(platform, per_frame):
   text = _exported_text(platform, per_frame)
-  assert not _runtime_control_flow(text)
+  assert not runtime_control_flow(text)
   dots = re.findall(r"stablehlo\.dot_general.*", text)
   assert dots and all("HIGHEST" in d for d in dots)
 
@@ -811,7 +789,7 @@ def test_the_cpu_loops_over_crops_and_the_accelerators_do_not():
   text = {p: jax.export.export(chain, platforms=[p])(
       image, regions).mlir_module() for p in ("cpu", "cuda")}
   assert "stablehlo.while" in text["cpu"]
-  assert not _runtime_control_flow(text["cuda"])
+  assert not runtime_control_flow(text["cuda"])
 
 
 def test_the_form_follows_the_sizes():
@@ -933,7 +911,7 @@ def test_banded_round_trip_lowers_to_straight_line_code():
           jax.ShapeDtypeStruct((2, b, b), jnp.float32))
   text = jax.export.export(jax.jit(chain), platforms=["cuda"])(
       *spec).mlir_module()
-  assert not _runtime_control_flow(text)
+  assert not runtime_control_flow(text)
   assert "stablehlo.gather" in text
   dots = re.findall(r"stablehlo\.dot_general.*", text)
   assert dots and all("HIGHEST" in d for d in dots)

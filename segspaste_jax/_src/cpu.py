@@ -301,11 +301,11 @@ def _scan(image, packed: PackedSegs, how, ref_image, h: int, image_of,
 
     def blend(at_corner: bool):
       def run(frames, *fitted):
-        ref, learned, rule = pasted(source(), at_corner), None, how
-        if fitted and apart:
-          ref, rule = fitted[0], how._replace(color="none")
-        elif fitted:
-          learned = fitted[0]
+        if fitted and apart:  # the matched pixels, blended as they are
+          ref, learned, rule = fitted[0], None, how._replace(color="none")
+        else:  # the pasted pixels, and lowfreq's fit (or none)
+          ref, learned, rule = (pasted(source(), at_corner),
+                                fitted[0] if fitted else None, how)
         return geo_lib.blend_window(frames, rows[i], geo.xs[i],
                                     mask_window(at_corner), ref, inside, rule,
                                     size=ref_hw, learned=learned)

@@ -159,25 +159,14 @@ def cut_one(image, region, extent, frame, bucket: int):
   return jnp.where(keep, win, jnp.zeros((), image.dtype))
 
 
-def every_crop(tree, transform: model_size.CropTransform, frames: int):
-  """Per-segment (`[S, ...]`) or, for a per-frame transform, per-crop
-  (`[S, N, ...]`) arrays of `tree`, one entry per crop: `[S * N, ...]`,
-  segment-major."""
-  def flat(q):
-    s = q.shape[0]
-    if not transform.per_frame:
-      q = jnp.broadcast_to(q[:, None], (s, frames) + q.shape[1:])
-    return q.reshape((s * frames,) + q.shape[2:])
-  return jax.tree.map(flat, tree)
-
-
 def model_inputs(image, regions, transform: model_size.CropTransform,
                  method: str):
-  """A crop at a time to the model's resolution: `(args, one)`.
+  """A crop at a time to the model's resolution: `(args, one, dtype)`.
 
   `args` holds every crop's region, size, frame and resampling
   parameters, `[S * N, ...]` (segment-major); `one(args[k], branch=False)`
-  cuts crop `k` (`cut_one`) and resamples it to `[h, w, C]` float.
+  cuts crop `k` (`cut_one`) and resamples it to `[h, w, C]` of `dtype`
+  (the image's, promoted to float).
   `branch=True` (in a loop) cuts in a branch of its own (empty regions cut
   nothing), which keeps the cut a buffer: fused into the resampling's
   gather, each pixel would be cut again for every window that reads it.
@@ -188,8 +177,9 @@ def model_inputs(image, regions, transform: model_size.CropTransform,
   up, p0, p1 = model_size.resampler(transform, method, True,
                                     (bucket, bucket), dtype)
   frame = jnp.tile(jnp.arange(n, dtype=jnp.int32), regions.shape[0])
-  args = every_crop((regions, transform.sizes), transform, n) + (frame,) + (
-      every_crop((p0, p1), transform, n))
+  per_crop = functools.partial(model_size.every_crop, transform=transform,
+                               frames=n)
+  args = per_crop((regions, transform.sizes)) + (frame,) + per_crop((p0, p1))
 
   def one(a, branch: bool = False):
     region, extent, f, q0, q1 = a
@@ -201,7 +191,7 @@ def model_inputs(image, regions, transform: model_size.CropTransform,
       crop = cut()
     return up(crop.astype(dtype), q0, q1)
 
-  return args, one
+  return args, one, dtype
 
 
 @functools.partial(jax.jit, static_argnames=("bucket",))
@@ -222,7 +212,7 @@ def _model_core(image, regions, bucket: int, size, fit: str,
                                loop=False)
 
   def looped():  # a crop at a time, cut inside the loop: the CPU form
-    args, one = model_inputs(image, regions, transform, method)
+    args, one, _ = model_inputs(image, regions, transform, method)
     out = lax.map(functools.partial(one, branch=True), args)
     return out.reshape((regions.shape[0], image.shape[0]) + out.shape[1:])
 
@@ -252,6 +242,28 @@ def check_fits_bucket(regions, bucket: int) -> None:
         f"regions{at}: a {h} x {w} region does not fit bucket_size {bucket} "
         "(with size=..., the whole region must reach the model): use a "
         "bucket_size of at least the largest region side")
+
+
+def check_cut_args(image, regions, bucket_size):
+  """`(bucket, image, regions)` checked at trace time: as `crop_segs`
+  takes them (per-frame regions' N must be the image's)."""
+  bucket = trace_checks.bucket(bucket_size)
+  image = trace_checks.image(image)
+  regions = trace_checks.regions(regions, per_frame=True)
+  if regions.ndim == 3 and regions.shape[1] != image.shape[0]:
+    raise ValueError(f"regions: expected [S, N, 4] with N = {image.shape[0]} "
+                     f"(the image's frames), got shape {regions.shape}")
+  return bucket, image, regions
+
+
+def check_model_args(regions, bucket: int, size, fit, method):
+  """`(size, fit, method)` checked at trace time, and concrete regions
+  against the bucket: the way to a model's resolution."""
+  size = trace_checks.model_size(size, bucket)
+  check_fits_bucket(regions, bucket)
+  fit = trace_checks.choice(fit, "fit", model_size.FITS)
+  method = trace_checks.method(method, masks=False)
+  return size, fit, method
 
 
 def crop_segs(image, regions, bucket_size: int, *, size=None,
@@ -305,12 +317,7 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
       `fit` or `method`, or `fit`/`method` without `size`; with `size`,
       a concrete region larger than the bucket, naming its index.
   """
-  bucket = trace_checks.bucket(bucket_size)
-  image = trace_checks.image(image)
-  regions = trace_checks.regions(regions, per_frame=True)
-  if regions.ndim == 3 and regions.shape[1] != image.shape[0]:
-    raise ValueError(f"regions: expected [S, N, 4] with N = {image.shape[0]} "
-                     f"(the image's frames), got shape {regions.shape}")
+  bucket, image, regions = check_cut_args(image, regions, bucket_size)
   if size is None:
     for name, value, default in (("fit", fit, "stretch"),
                                  ("method", method, "lanczos3")):
@@ -318,9 +325,6 @@ def crop_segs(image, regions, bucket_size: int, *, size=None,
         raise ValueError(f"{name}: only used with size=(h, w), got "
                          f"{value!r} without it")
     return _crop_core(image, regions, bucket)
-  size = trace_checks.model_size(size, bucket)
-  check_fits_bucket(regions, bucket)
-  fit = trace_checks.choice(fit, "fit", model_size.FITS)
-  method = trace_checks.method(method, masks=False)
+  size, fit, method = check_model_args(regions, bucket, size, fit, method)
   return _model_core(image, regions, bucket, size, fit, method,
                      loop=model_size.loop_for(image))

@@ -269,6 +269,18 @@ def resample(x, transform: CropTransform, method, to_model: bool,
                         form=form, loop=loop)
 
 
+def every_crop(tree, transform: CropTransform, frames: int):
+  """Per-segment (`[S, ...]`) or, for a per-frame transform, per-crop
+  (`[S, N, ...]`) arrays of `tree`, one entry per crop: `[S * frames,
+  ...]`, segment-major."""
+  def flat(q):
+    s = q.shape[0]
+    if not transform.per_frame:
+      q = jnp.broadcast_to(q[:, None], (s, frames) + q.shape[1:])
+    return q.reshape((s * frames,) + q.shape[2:])
+  return jax.tree.map(flat, tree)
+
+
 def plan(transform: CropTransform, method: str, to_model: bool,
          in_side: tuple[int, int], form: str | None = None,
          tile: int | None = None):
@@ -362,12 +374,9 @@ def _resample_core(x, transform: CropTransform, method: str, to_model: bool,
 
   def looped(x, p0, p1):  # one crop after another: the CPU form
     s, n = x.shape[:2]
-    if not per_frame:
-      p0, p1 = jax.tree.map(
-          lambda q: jnp.broadcast_to(q[:, None], (s, n) + q.shape[1:]),
-          (p0, p1))
-    flat = lambda q: q.reshape((s * n,) + q.shape[2:])
-    out = lax.map(lambda a: one(*a), jax.tree.map(flat, (x, p0, p1)))
+    params = every_crop((p0, p1), transform, n)
+    out = lax.map(lambda a: one(a[0], *a[1]),
+                  (x.reshape((s * n,) + x.shape[2:]), params))
     return out.reshape((s, n) + out.shape[1:])
 
   args = (x.astype(dtype), p0, p1)
