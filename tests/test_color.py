@@ -439,7 +439,8 @@ def test_both_forms_agree_and_one_program_serves_every_strength(
                    seg(crop[:, :20, :24], mask[:20, :24], (60, 50, 84, 70))])
   packed = pack_segs(segs, image.shape).strip_meta()
   run = paste_lib._paste_jit
-  # rct shares everything but its maths (tested above) with these two
+  # mkl takes the CPU form's path of rct (the map applied in the colour
+  # step's branch), lowfreq the other (applied in the blend)
   for method in ("lowfreq", "mkl"):
     outs = {}
     for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5)):
@@ -485,14 +486,19 @@ def test_both_forms_agree_off_the_corner(method):
                    seg(_recoloured(method, crop, rng).astype(np.float32),
                        mask, region)])
   packed = pack_segs(segs, image.shape).strip_meta()
-  outs = [np.asarray(paste_lib._paste_jit(
-      image, packed, 5, 255, None, False, form=form, color_match=method,
-      color_strength=0.8))
-          for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
-  np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
-  plain = np.asarray(segs_paste(image, segs, 5))
-  for a, b in ((16, 12), (48, 68)):  # both edge segments were matched
-    assert not np.allclose(outs[1][:, a, b], plain[:, a, b], atol=1e-4)
+  # the pasted pixels from the crops, or cut from a reference image of
+  # every frame or of one (the CPU form cuts them before the colour step)
+  reference = _texture(rng, image.shape, 0.2, 0.8).astype(np.float32)
+  for ref in (None, reference, reference[:1]):
+    outs = [np.asarray(paste_lib._paste_jit(
+        image, packed, 5, 255, ref, False, form=form, color_match=method,
+        color_strength=0.8))
+            for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+    plain = np.asarray(paste_lib._paste_jit(
+        image, packed, 5, 255, ref, False, form=paste_lib.ACCELERATOR))
+    for a, b in ((16, 12), (48, 68)):  # both edge segments were matched
+      assert not np.allclose(outs[1][:, a, b], plain[:, a, b], atol=1e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)
