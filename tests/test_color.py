@@ -502,6 +502,34 @@ def test_both_forms_agree_off_the_corner(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_both_forms_agree_with_windows_inside_a_larger_image(method):
+  # An image larger than the bucket: every segment's window lies at its
+  # own place (at the corner, shifted over an edge), with the pasted
+  # pixels from the crops or cut from a reference image of every frame
+  # or of one.
+  rng = np.random.default_rng(19)
+  h, w = 96, 150
+  image = np.stack([_texture(rng, (h, w, 3), 0.2, 0.8)
+                    for _ in range(2)]).astype(np.float32)
+  yy, xx = np.mgrid[0:30, 0:26]
+  mask = np.clip(1.4 - ((yy - 15) / 11) ** 2 - ((xx - 13) / 10) ** 2, 0,
+                 1).astype(np.float32)
+  crop = _texture(rng, (2, 30, 26, 3)).astype(np.float32)
+  regions = [(40, 20, 66, 50), (-5, 70, 21, 100), (130, -8, 156, 22),
+             (90, 60, 116, 90)]
+  segs = ((h, w), [seg(_recoloured(method, crop, rng).astype(np.float32),
+                       mask, r) for r in regions])
+  packed = pack_segs(segs, image.shape, bucket_size=32).strip_meta()
+  reference = _texture(rng, image.shape, 0.1, 0.9).astype(np.float32)
+  for ref in (None, reference, reference[:1]):
+    outs = [np.asarray(paste_lib._paste_jit(
+        image, packed, 5, 255, ref, False, form=form, color_match=method,
+        color_strength=0.8))
+            for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_accelerator_program_stays_straight_line(method):
   rng = np.random.default_rng(16)
   image, mask, region = _scene(rng)
