@@ -471,6 +471,21 @@ def test_float32_stays_float32_under_x64(method):
   np.testing.assert_allclose(np.asarray(got), np.asarray(wide), atol=2e-4)
 
 
+def _forms_agree(image, packed, method, reference):
+  """Checks that the accelerator and CPU forms paste the same with colour
+  matching, with the pasted pixels from the crops or cut from `reference`
+  (every frame, or its first alone); `[(ref, CPU form's paste)]`."""
+  out = []
+  for ref in (None, reference, reference[:1]):
+    a, b = (np.asarray(paste_lib._paste_jit(
+        image, packed, 5, 255, ref, False, form=form, color_match=method,
+        color_strength=0.8))
+            for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5)))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    out.append((ref, b))
+  return out
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_both_forms_agree_off_the_corner(method):
   # The CPU form fits the colour statistics in branches of their own; a
@@ -489,16 +504,11 @@ def test_both_forms_agree_off_the_corner(method):
   # the pasted pixels from the crops, or cut from a reference image of
   # every frame or of one (the CPU form cuts them before the colour step)
   reference = _texture(rng, image.shape, 0.2, 0.8).astype(np.float32)
-  for ref in (None, reference, reference[:1]):
-    outs = [np.asarray(paste_lib._paste_jit(
-        image, packed, 5, 255, ref, False, form=form, color_match=method,
-        color_strength=0.8))
-            for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
-    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+  for ref, out in _forms_agree(image, packed, method, reference):
     plain = np.asarray(paste_lib._paste_jit(
         image, packed, 5, 255, ref, False, form=paste_lib.ACCELERATOR))
     for a, b in ((16, 12), (48, 68)):  # both edge segments were matched
-      assert not np.allclose(outs[1][:, a, b], plain[:, a, b], atol=1e-4)
+      assert not np.allclose(out[:, a, b], plain[:, a, b], atol=1e-4)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -520,13 +530,8 @@ def test_both_forms_agree_with_windows_inside_a_larger_image(method):
   segs = ((h, w), [seg(_recoloured(method, crop, rng).astype(np.float32),
                        mask, r) for r in regions])
   packed = pack_segs(segs, image.shape, bucket_size=32).strip_meta()
-  reference = _texture(rng, image.shape, 0.1, 0.9).astype(np.float32)
-  for ref in (None, reference, reference[:1]):
-    outs = [np.asarray(paste_lib._paste_jit(
-        image, packed, 5, 255, ref, False, form=form, color_match=method,
-        color_strength=0.8))
-            for form in (paste_lib.ACCELERATOR, cpu_lib.Form.for_feather(5))]
-    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+  _forms_agree(image, packed, method,
+               _texture(rng, image.shape, 0.1, 0.9).astype(np.float32))
 
 
 @pytest.mark.parametrize("method", METHODS)
