@@ -33,4 +33,5 @@ def test_quickstart_executes(tmp_path):
   text = "".join(output.get("text", "") for cell in nb.cells
                  if cell.cell_type == "code" for output in cell.outputs)
   assert "same as segs_paste: True" in text
+  assert "same as the three calls: True" in text  # detail_segs
   assert "alpha 128.00" in text  # gradient descent recovered the opacity
