@@ -63,11 +63,15 @@ _WHITE_D65 = (0.95047, 1.0, 1.08883)  # CIE 1931 2-degree observer
 # sRGB <-> CIELAB, as scikit-image computes it (with finite gradients).
 
 def _mix3(m, c, offset=None):
-  """`c @ m.T (+ offset)` over the last axis, `m` `[3, 3]` and `offset`
-  `[3]` static, as three broadcast products: no matrix unit (full float32
-  precision on every backend) and no stacking of channels (XLA:CPU would
-  evaluate the concatenation element by element inside a fused loop)."""
-  out = sum(c[..., j:j + 1] * jnp.asarray(m[:, j], c.dtype) for j in range(3))
+  """`c @ m.T (+ offset)` over the last axis, `m` `[..., 3, 3]` and
+  `offset` `[..., 3]` (static or traced, broadcasting against `c`), as
+  three broadcast products: no matrix unit (full float32 precision on
+  every backend; a contraction over three channels is no work for one,
+  and XLA:CPU runs it far slower as a dot) and no stacking of channels
+  (XLA:CPU would evaluate the concatenation element by element inside a
+  fused loop)."""
+  m = jnp.asarray(m, c.dtype)
+  out = sum(c[..., j:j + 1] * m[..., :, j] for j in range(3))
   return out if offset is None else out + jnp.asarray(offset, c.dtype)
 
 
@@ -213,12 +217,9 @@ def _mkl_fit(x, r, w, stride: int):
 
 
 def _mkl_apply(x, params):
-  # x t + offset as broadcast products: a contraction over three channels
-  # is no work for a matrix unit, and XLA:CPU runs it far slower as a dot.
-  t, offset = params
-  t = t[..., None, None, :, :]
-  return (x[..., 0:1] * t[..., 0, :] + x[..., 1:2] * t[..., 1, :]
-          + x[..., 2:3] * t[..., 2, :] + offset[..., None, None, :])
+  t, offset = params  # x t + offset
+  return _mix3(jnp.swapaxes(t, -1, -2)[..., None, None, :, :], x,
+               offset[..., None, None, :])
 
 
 def _coarse_axis(n: int) -> tuple[int, int]:
