@@ -223,7 +223,7 @@ def _model_core(image, regions, bucket: int, size, fit: str,
   return model_size.ModelCrops(crops, transform)
 
 
-def check_fits_bucket(regions, bucket: int) -> None:
+def _check_fits_bucket(regions, bucket: int) -> None:
   """On the way to a model, a region larger than the bucket would be cut to
   its top-left `B x B` and that part alone scaled and fitted: a picture
   the caller did not ask for. Refused where the regions are known (not
@@ -260,7 +260,7 @@ def check_model_args(regions, bucket: int, size, fit, method):
   """`(size, fit, method)` checked at trace time, and concrete regions
   against the bucket: the way to a model's resolution."""
   size = trace_checks.model_size(size, bucket)
-  check_fits_bucket(regions, bucket)
+  _check_fits_bucket(regions, bucket)
   fit = trace_checks.choice(fit, "fit", model_size.FITS)
   method = trace_checks.method(method, masks=False)
   return size, fit, method

@@ -77,11 +77,11 @@ def _detail_core(image, regions, model: _Model, bucket: int, size, fit: str,
   # at once elsewhere. The model's output is checked from its shapes alone
   # for each before anything runs; the way back's weights are made in the
   # output's dtype (promoted to float).
-  sizes = (batch,) if batch is not None else (1, max(count, 1))
+  batches = (batch,) if batch is not None else (1, max(count, 1))
   outs = [jax.eval_shape(model.fn, jax.ShapeDtypeStruct((k, *size, c),
                                                         dtype))
-          for k in sizes]
-  for k, out in zip(sizes, outs):
+          for k in batches]
+  for k, out in zip(batches, outs):
     _check_model_output(out, k, size)
   out_dtype = jnp.promote_types(outs[0].dtype, jnp.float32)
   down, d0, d1 = model_size.resampler(transform, method, False, size,
@@ -94,8 +94,7 @@ def _detail_core(image, regions, model: _Model, bucket: int, size, fit: str,
       crops = to_model(jax.tree.map(lambda q: q[0], args), branch=True)[None]
     else:
       crops = jax.vmap(to_model)(args)
-    refined = model.fn(crops)
-    _check_model_output(refined, k, size)
+    refined = model.fn(crops)  # its shape and dtype checked above
     return jax.vmap(down)(refined.astype(out_dtype), q0, q1)
 
   def batched(k: int):
